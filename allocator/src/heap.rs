@@ -1,0 +1,680 @@
+//! Thread heaps: the per-thread caches of slabs, the fast paths, remote frees, parking.
+//!
+//! Each thread that allocates gets a [`Heap`] (adopting a parked one when it can). A heap owns
+//! its slabs: per size class one *bin* (the slab it allocates from, in the heap's current epoch),
+//! partial lists per (epoch slot, class), a draining list for slabs of finished epochs, and a
+//! bounded cache of empty slabs ([`EMPTY_CACHE`]). Only the owning thread touches these; other
+//! threads reach a heap only through its atomic `pending` stack (see `slab.rs`).
+//!
+//! Life cycle: a heap is LIVE while its thread runs. When the thread exits, a thread-local guard
+//! *parks* it: pending frees are applied, bins retired, empty slabs purged back to the global
+//! pool, and the heap waits, with its partly used slabs, to be adopted by the next new thread.
+//! While parked, a thread that frees into it claims it briefly to apply the free, so the memory
+//! of exited threads still drains and is purged. Heaps are never unmapped, so a pointer to one
+//! stays valid forever.
+//!
+//! Allocation works before the thread's heap exists (during the guard's registration) and after
+//! it is gone (in later thread-local destructors) through a shared fallback heap under a spin
+//! lock; frees then take the remote path.
+
+use core::cell::Cell;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+use crate::epoch::{self, slot_of, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
+use crate::os::{PageSource, OS};
+use crate::segment::{self, header_of, slab_of, Common};
+use crate::size_class::{SizeClass, NUM_CLASSES};
+use crate::slab::{FreeObj, SlabMeta, SlabState};
+use crate::stats::{bump_owned, HeapStats, GLOBAL};
+use crate::sync::SpinLock;
+
+/// Empty slabs a heap keeps unpurged for reuse; beyond this, empty slabs go back to the OS.
+pub(crate) const EMPTY_CACHE: u32 = 4;
+
+const LIVE: u8 = 0;
+const PARKED: u8 = 1;
+const CLAIMED: u8 = 2;
+
+type List = Cell<*mut SlabMeta>;
+
+/// A thread's allocation state. All-zero bytes are a valid fresh heap.
+#[repr(C)]
+pub(crate) struct Heap {
+    /// Owner-only: the slab each class allocates from (null: none yet).
+    bins: [List; NUM_CLASSES],
+    /// Owner-only: the epoch generation this heap last synchronised with.
+    gen: Cell<u64>,
+    /// Owner-only: the era new allocations go to (0: not yet chosen).
+    era: Cell<u64>,
+    /// Owner-only: a domain's era that overrides the global current epoch (0: none).
+    pub(crate) domain_era: Cell<u64>,
+    /// Owner-only: true while parking or parked, so emptied slabs go back to the pool.
+    releasing: Cell<bool>,
+    /// Owner-only: number of slabs on the empty cache.
+    empty_count: Cell<u32>,
+    /// Owner-only: empty slabs, any class.
+    empty: List,
+    /// Owner-only: slabs of finished epochs that still hold live objects, any class.
+    draining: List,
+    /// Owner-only: slabs with room, per epoch slot and class (notify mode).
+    partial: [[List; NUM_CLASSES]; EPOCH_SLOTS],
+    /// Owner-only: the `close_seq` of each ring slot last swept.
+    seen_close: [Cell<u64>; EPOCH_SLOTS],
+    /// Shared: objects freed by other threads into this heap's notify-mode slabs.
+    pending: AtomicPtr<FreeObj>,
+    /// Shared: LIVE, PARKED or CLAIMED.
+    state: AtomicU8,
+    /// Shared: next heap in the list of all heaps (push-only).
+    next: AtomicPtr<Heap>,
+    /// Counters, written by the owner only.
+    pub(crate) stats: HeapStats,
+}
+
+/// Head of the list of all heaps, live and parked.
+static HEAPS: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+
+thread_local! {
+    /// This thread's heap, or null before it exists and after it is parked.
+    static CURRENT: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    /// 0: no heap yet; 1: creating it; 2: live; 3: the thread is exiting.
+    static TLS_STATE: Cell<u8> = const { Cell::new(0) };
+    /// Parks the heap when the thread exits.
+    static GUARD: ParkOnExit = const { ParkOnExit };
+}
+
+struct ParkOnExit;
+
+impl Drop for ParkOnExit {
+    fn drop(&mut self) {
+        let _ = TLS_STATE.try_with(|s| s.set(3));
+        let h = CURRENT.try_with(|c| c.replace(ptr::null_mut())).unwrap_or(ptr::null_mut());
+        if !h.is_null() {
+            // SAFETY: `h` was this thread's live heap; nobody else touches a LIVE heap's owner
+            // fields, and we stop using it before parking hands it over.
+            unsafe { (*h).park() };
+        }
+    }
+}
+
+/// This thread's heap, creating or adopting one on first use. Null when the thread has no heap
+/// and cannot get one now (while it is being created, during thread exit, or out of memory).
+#[inline]
+pub(crate) fn current() -> *mut Heap {
+    let h = CURRENT.try_with(|c| c.get()).unwrap_or(ptr::null_mut());
+    if !h.is_null() {
+        return h;
+    }
+    current_slow()
+}
+
+/// This thread's heap if it already has one; never creates.
+#[inline]
+pub(crate) fn current_if_any() -> *mut Heap {
+    CURRENT.try_with(|c| c.get()).unwrap_or(ptr::null_mut())
+}
+
+#[cold]
+fn current_slow() -> *mut Heap {
+    if TLS_STATE.try_with(|s| s.get()).unwrap_or(3) != 0 {
+        return ptr::null_mut();
+    }
+    let _ = TLS_STATE.try_with(|s| s.set(1));
+    let h = adopt_or_create();
+    if h.is_null() {
+        let _ = TLS_STATE.try_with(|s| s.set(0));
+        return h;
+    }
+    // Registering the exit guard may allocate (glibc's __cxa_thread_atexit_impl); state 1 sends
+    // such nested allocations to the fallback heap.
+    if GUARD.try_with(|_| ()).is_err() {
+        // The thread is already exiting: hand the heap straight back.
+        // SAFETY: we adopted or created `h` just now and own it.
+        unsafe { (*h).park() };
+        let _ = TLS_STATE.try_with(|s| s.set(3));
+        return ptr::null_mut();
+    }
+    let _ = CURRENT.try_with(|c| c.set(h));
+    let _ = TLS_STATE.try_with(|s| s.set(2));
+    h
+}
+
+fn adopt_or_create() -> *mut Heap {
+    // Acquire: pairs with the Release CAS in `push_heap`.
+    let mut h = HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps in the list are valid forever.
+        let heap = unsafe { &*h };
+        // Acquire: pairs with the Release store of PARKED in `park`/`help_parked`: the
+        // parker's writes to the owner fields are visible to us.
+        if heap.state.load(Ordering::Relaxed) == PARKED
+            && heap.state.compare_exchange(PARKED, LIVE, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            heap.releasing.set(false);
+            heap.gen.set(0);
+            return h;
+        }
+        h = heap.next.load(Ordering::Acquire);
+    }
+    new_heap()
+}
+
+/// Carves zeroed heaps out of mappings of 16 heaps each (a heap is never freed).
+fn new_heap() -> *mut Heap {
+    struct Arena {
+        next: *mut u8,
+        left: usize,
+    }
+    // SAFETY: the arena's pointer is only used under the lock and refers to our own mapping.
+    unsafe impl Send for Arena {}
+    static ARENA: SpinLock<Arena> = SpinLock::new(Arena { next: ptr::null_mut(), left: 0 });
+
+    let size = core::mem::size_of::<Heap>().next_multiple_of(64);
+    let mut a = ARENA.lock();
+    if a.left < size {
+        let page = OS.page_size();
+        let len = (size * 16).next_multiple_of(page);
+        let Some(p) = OS.map(len, page) else { return ptr::null_mut() };
+        GLOBAL.heap_bytes.fetch_add(len as u64, core::sync::atomic::Ordering::Relaxed);
+        a.next = p.as_ptr();
+        a.left = len;
+    }
+    let h = a.next.cast::<Heap>();
+    a.next = a.next.wrapping_add(size);
+    a.left -= size;
+    drop(a);
+    GLOBAL.heaps.fetch_add(1, Ordering::Relaxed);
+    push_heap(h);
+    h
+}
+
+fn push_heap(h: *mut Heap) {
+    let mut head = HEAPS.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: `h` is a fresh zeroed heap, not yet published; zero bytes are a valid Heap.
+        unsafe { (*h).next.store(head, Ordering::Relaxed) };
+        // Release: pairs with the Acquire loads in `adopt_or_create` and `for_each_heap`.
+        match HEAPS.compare_exchange_weak(head, h, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(x) => head = x,
+        }
+    }
+}
+
+/// Calls `f` with the counters of every heap (snapshots).
+pub(crate) fn for_each_heap(mut f: impl FnMut(&HeapStats)) {
+    // Acquire: pairs with the Release CAS in `push_heap`.
+    let mut h = HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are valid forever; `stats` holds only atomics, safe to read from any
+        // thread.
+        let heap = unsafe { &*h };
+        f(&heap.stats);
+        h = heap.next.load(Ordering::Acquire);
+    }
+}
+
+impl Heap {
+    /// Fast path: one object of `class` from the current bin's free list. `None` means "take
+    /// the slow path". Owner only.
+    #[inline(always)]
+    pub(crate) fn try_alloc_fast(&self, class: SizeClass) -> Option<NonNull<u8>> {
+        if self.gen.get() != GEN.load(Ordering::Relaxed) {
+            return None;
+        }
+        let slab = self.bins[class.index()].get();
+        if slab.is_null() {
+            return None;
+        }
+        // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
+        let slab = unsafe { &*slab };
+        let obj = slab.free.get();
+        if obj.is_null() {
+            return None;
+        }
+        // SAFETY: `obj` heads the owner's local free list; its first word is the link.
+        slab.free.set(unsafe { (*obj).next });
+        slab.set_used(slab.used() + 1);
+        bump_owned(&self.stats.allocs[class.index()]);
+        // SAFETY: checked non-null above.
+        Some(unsafe { NonNull::new_unchecked(obj.cast()) })
+    }
+
+    /// Slow path: refreshes the epoch, refills the bin. Returns the object and whether it is
+    /// known to be zeroed; `None` when the OS refuses memory. Owner only.
+    #[cold]
+    pub(crate) fn alloc_slow(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+        let c = class.index();
+        bump_owned(&self.stats.slow_path_hits[c]);
+        if self.gen.get() != GEN.load(Ordering::Relaxed) && self.refresh() {
+            bump_owned(&self.stats.slow_epoch_closed[c]);
+        }
+        let got = self.alloc_from_bin(class).or_else(|| {
+            self.drain_pending();
+            self.alloc_from_partial(class)
+        });
+        let got = match got {
+            Some(x) => x,
+            None => {
+                bump_owned(&self.stats.slow_cache_miss[c]);
+                let slab = self.take_empty().or_else(|| {
+                    let s = segment::acquire_slab()?;
+                    GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
+                    Some(s)
+                })?;
+                // SAFETY: an empty slab from our cache or the pool: nobody else refers to it.
+                let slab = unsafe { slab.as_ref() };
+                slab.format(class, self.era.get(), ptr::from_ref(self).cast_mut());
+                self.bins[c].set(ptr::from_ref(slab).cast_mut());
+                slab.pop()?
+            }
+        };
+        bump_owned(&self.stats.allocs[c]);
+        Some(got)
+    }
+
+    /// Pops from the bin, collecting remote frees if needed; retires an exhausted bin.
+    fn alloc_from_bin(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+        let slab = self.bins[class.index()].get();
+        if slab.is_null() {
+            return None;
+        }
+        // SAFETY: bins hold slabs this heap owns.
+        let slab = unsafe { &*slab };
+        if let Some(x) = slab.pop() {
+            return Some(x);
+        }
+        if slab.collect_remote() > 0 {
+            return slab.pop();
+        }
+        self.retire_bin(class);
+        None
+    }
+
+    fn alloc_from_partial(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+        let era = self.era.get();
+        let head = &self.partial[slot_of(era)][class.index()];
+        let slab = head.get();
+        if slab.is_null() {
+            return None;
+        }
+        // SAFETY: partial lists hold slabs this heap owns.
+        let slab = unsafe { &*slab };
+        debug_assert_eq!(slab.era.load(Ordering::Relaxed), era);
+        unlink(head, slab);
+        slab.leave_notify();
+        slab.set_state(SlabState::Bin);
+        self.bins[class.index()].set(ptr::from_ref(slab).cast_mut());
+        slab.pop()
+    }
+
+    /// Moves the bin of `class` out of the allocation position (notify mode).
+    fn retire_bin(&self, class: SizeClass) {
+        let slab = self.bins[class.index()].replace(ptr::null_mut());
+        if slab.is_null() {
+            return;
+        }
+        // SAFETY: the bin was ours.
+        let slab = unsafe { &*slab };
+        slab.enter_notify();
+        if slab.used() == 0 {
+            self.slab_emptied(slab);
+        } else if slab.free.get().is_null() && slab.bump() >= slab.end.get() {
+            slab.set_state(SlabState::Full);
+        } else {
+            self.file_partial(slab);
+        }
+    }
+
+    /// Puts a non-empty slab with room on the right list: its epoch's partial list if that epoch
+    /// still takes allocations, else the draining list.
+    fn file_partial(&self, slab: &SlabMeta) {
+        let era = slab.era.load(Ordering::Relaxed);
+        if epoch::is_active(era) {
+            slab.set_state(SlabState::Partial);
+            push(&self.partial[slot_of(era)][slab.class().index()], slab);
+        } else {
+            self.file_draining(slab);
+        }
+    }
+
+    fn file_draining(&self, slab: &SlabMeta) {
+        slab.set_state(SlabState::Draining);
+        push(&self.draining, slab);
+    }
+
+    /// Owner: a local free (or an applied pending free) made `slab` empty or gave a full slab
+    /// room.
+    #[cold]
+    pub(crate) fn after_local_free(&self, slab: &SlabMeta, used: u32) {
+        match slab.state() {
+            SlabState::Bin => {}
+            SlabState::Full => {
+                if used == 0 {
+                    self.slab_emptied(slab);
+                } else {
+                    self.file_partial(slab);
+                }
+            }
+            SlabState::Partial => {
+                if used == 0 {
+                    let era = slab.era.load(Ordering::Relaxed);
+                    unlink(&self.partial[slot_of(era)][slab.class().index()], slab);
+                    self.slab_emptied(slab);
+                }
+            }
+            SlabState::Draining => {
+                if used == 0 {
+                    unlink(&self.draining, slab);
+                    self.slab_emptied(slab);
+                }
+            }
+            SlabState::Free | SlabState::Empty => segment::invalid_pointer(),
+        }
+    }
+
+    /// Owner: an empty slab that is on no list: keep it warm or purge it.
+    fn slab_emptied(&self, slab: &SlabMeta) {
+        let c = slab.class().index();
+        let era = slab.era.load(Ordering::Relaxed);
+        if !self.releasing.get() && self.empty_count.get() < EMPTY_CACHE && epoch::is_active(era) {
+            slab.set_state(SlabState::Empty);
+            push(&self.empty, slab);
+            self.empty_count.set(self.empty_count.get() + 1);
+            bump_owned(&self.stats.empty_recycled[c]);
+        } else {
+            bump_owned(&self.stats.empty_overflowed[c]);
+            segment::release_slab(slab);
+        }
+    }
+
+    fn take_empty(&self) -> Option<NonNull<SlabMeta>> {
+        let slab = NonNull::new(self.empty.get())?;
+        // SAFETY: the empty cache holds slabs this heap owns.
+        unlink(&self.empty, unsafe { slab.as_ref() });
+        self.empty_count.set(self.empty_count.get() - 1);
+        Some(slab)
+    }
+
+    /// Owner: applies every pending remote free.
+    pub(crate) fn drain_pending(&self) {
+        if self.pending.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        // Acquire: pairs with the Release CAS in `push_pending`, making the links visible.
+        let mut obj = self.pending.swap(ptr::null_mut(), Ordering::Acquire);
+        while !obj.is_null() {
+            // SAFETY: pending objects were pushed by `push_pending` with their link written;
+            // each belongs to a slab this heap owns (a slab cannot change owner while it holds
+            // an object not yet returned).
+            unsafe {
+                let next = (*obj).next;
+                let p = obj.cast::<u8>();
+                let slab = &*slab_of(header_of(p), p);
+                let (used, _) = slab.push_local(obj);
+                if slab.state() != SlabState::Bin {
+                    self.after_local_free(slab, used);
+                }
+                obj = next;
+            }
+        }
+    }
+
+    /// Any thread: pushes a remotely freed object onto this heap's pending stack.
+    ///
+    /// # Safety
+    /// `obj` must be a live object of a notify-mode slab owned by this heap, given up by the
+    /// caller.
+    pub(crate) unsafe fn push_pending(&self, obj: *mut FreeObj) {
+        let mut head = self.pending.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller gave the object up; its first word may hold the link.
+            unsafe { (*obj).next = head };
+            // Release: pairs with the Acquire swap in `drain_pending`.
+            match self.pending.compare_exchange_weak(head, obj, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Owner: catches up with advances and closes. Returns true when the heap's epoch changed.
+    fn refresh(&self) -> bool {
+        // Acquire: pairs with the Release increments of GEN in `epoch`.
+        self.gen.set(GEN.load(Ordering::Acquire));
+        let mut want = self.domain_era.get();
+        if want == 0 || !epoch::is_active(want) {
+            want = CURRENT_ERA.load(Ordering::Acquire);
+        }
+        let changed = want != self.era.get();
+        if changed {
+            for class in SizeClass::all() {
+                self.retire_bin(class);
+            }
+            self.era.set(want);
+            self.evict_stale(slot_of(want), want);
+        }
+        self.sweep_closed();
+        changed
+    }
+
+    /// Moves slabs of older eras off the partial lists of `slot` (the ring wrapped onto it).
+    fn evict_stale(&self, slot: usize, era: u64) {
+        for head in &self.partial[slot] {
+            let mut p = head.get();
+            while !p.is_null() {
+                // SAFETY: list links point at slabs this heap owns.
+                let slab = unsafe { &*p };
+                p = slab.next.get();
+                if slab.era.load(Ordering::Relaxed) != era {
+                    unlink(head, slab);
+                    self.file_draining(slab);
+                }
+            }
+        }
+    }
+
+    /// Owner: for every ring slot closed since the last sweep, moves its partial slabs to the
+    /// draining list (they take no more allocations) and purges the empty ones.
+    fn sweep_closed(&self) {
+        for (slot, ring) in RING.iter().enumerate() {
+            let seq = ring.close_seq.load(Ordering::Relaxed);
+            if seq == self.seen_close[slot].get() {
+                continue;
+            }
+            self.seen_close[slot].set(seq);
+            self.drain_pending();
+            let (mut scanned, mut recycled) = (0u64, 0u64);
+            for head in &self.partial[slot] {
+                let mut p = head.get();
+                while !p.is_null() {
+                    // SAFETY: list links point at slabs this heap owns.
+                    let slab = unsafe { &*p };
+                    p = slab.next.get();
+                    if epoch::is_active(slab.era.load(Ordering::Relaxed)) {
+                        continue;
+                    }
+                    scanned += 1;
+                    unlink(head, slab);
+                    if slab.used() == 0 {
+                        recycled += 1;
+                        segment::release_slab(slab);
+                    } else {
+                        self.file_draining(slab);
+                    }
+                }
+            }
+            GLOBAL.epoch_close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
+            GLOBAL.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
+        }
+    }
+
+    /// Owner: hands the heap back when its thread exits.
+    fn park(&self) {
+        self.releasing.set(true);
+        self.drain_pending();
+        for class in SizeClass::all() {
+            self.retire_bin(class);
+        }
+        while let Some(slab) = self.take_empty() {
+            // SAFETY: taken from our own empty cache.
+            segment::release_slab(unsafe { slab.as_ref() });
+        }
+        // Release: pairs with the Acquire CAS in `adopt_or_create` / `help_parked`.
+        self.state.store(PARKED, Ordering::Release);
+        if !self.pending.load(Ordering::Relaxed).is_null() {
+            help_parked(self);
+        }
+    }
+}
+
+/// Applies the pending frees of a parked heap, if no one else is doing it. Loops until the
+/// pending stack is seen empty while parked, so no free is stranded.
+pub(crate) fn help_parked(heap: &Heap) {
+    loop {
+        // Acquire: pairs with the Release store of PARKED, so the parker's owner-field writes
+        // are visible to us while we act as owner.
+        if heap.state.compare_exchange(PARKED, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return;
+        }
+        heap.drain_pending();
+        heap.sweep_closed();
+        // Release: pairs with the Acquire CAS of the next claimer or adopter.
+        heap.state.store(PARKED, Ordering::Release);
+        if heap.pending.load(Ordering::Acquire).is_null() {
+            return;
+        }
+    }
+}
+
+/// After `epoch::close`: sweep this thread's heap and every parked heap now; live heaps of other
+/// threads sweep at their next allocation (GEN changed).
+pub(crate) fn sweep_after_close() {
+    let me = current_if_any();
+    if !me.is_null() {
+        // SAFETY: our own live heap.
+        unsafe { (*me).refresh() };
+    }
+    // Acquire: pairs with the Release CAS in `push_heap`.
+    let mut h = HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are valid forever.
+        let heap = unsafe { &*h };
+        if heap.state.load(Ordering::Relaxed) == PARKED {
+            help_parked(heap);
+        }
+        h = heap.next.load(Ordering::Acquire);
+    }
+    if let Some(fb) = FALLBACK.try_lock() {
+        if !fb.0.is_null() {
+            // SAFETY: the fallback heap is only used under its lock, which we hold.
+            unsafe { (*fb.0).refresh() };
+        }
+    }
+}
+
+fn push(head: &List, slab: &SlabMeta) {
+    let s = ptr::from_ref(slab).cast_mut();
+    let old = head.get();
+    slab.prev.set(ptr::null_mut());
+    slab.next.set(old);
+    if !old.is_null() {
+        // SAFETY: list members are slabs owned by the same heap.
+        unsafe { (*old).prev.set(s) };
+    }
+    head.set(s);
+}
+
+fn unlink(head: &List, slab: &SlabMeta) {
+    let (prev, next) = (slab.prev.get(), slab.next.get());
+    if prev.is_null() {
+        head.set(next);
+    } else {
+        // SAFETY: list members are slabs owned by the same heap.
+        unsafe { (*prev).next.set(next) };
+    }
+    if !next.is_null() {
+        // SAFETY: as above.
+        unsafe { (*next).prev.set(prev) };
+    }
+    slab.prev.set(ptr::null_mut());
+    slab.next.set(ptr::null_mut());
+}
+
+/// The heap of threads that cannot have their own (see the module docs), used under its lock.
+struct FallbackHeap(*mut Heap);
+// SAFETY: the heap pointer is only dereferenced under the FALLBACK lock.
+unsafe impl Send for FallbackHeap {}
+static FALLBACK: SpinLock<FallbackHeap> = SpinLock::new(FallbackHeap(ptr::null_mut()));
+
+/// Allocates one object of `class` without a thread heap.
+#[cold]
+pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+    let mut fb = FALLBACK.lock();
+    if fb.0.is_null() {
+        fb.0 = new_heap();
+        if fb.0.is_null() {
+            return None;
+        }
+    }
+    // SAFETY: we hold the lock, so we are the fallback heap's only user: its owner.
+    unsafe { (*fb.0).alloc_slow(class) }
+}
+
+/// Frees a small object: locally when this thread owns its slab, else remotely.
+///
+/// # Safety
+/// `p` must be a live small object returned by this allocator, in the slab `slab`.
+#[inline(always)]
+pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
+    let h = current_if_any();
+    // SAFETY: `slab` is the valid metadata of p's slab (caller).
+    let s = unsafe { &*slab };
+    if s.owner.load(Ordering::Relaxed) == h && !h.is_null() {
+        // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
+        // thread's heap (non-null because a live slab always has an owner).
+        let heap = unsafe { &*h };
+        // SAFETY: p is a live object of this slab, which we own.
+        let (used, list_was_empty) = unsafe { s.push_local(p.cast()) };
+        bump_owned(&heap.stats.frees[s.class().index()]);
+        if (used == 0 || list_was_empty) && s.state() != SlabState::Bin {
+            heap.after_local_free(s, used);
+        }
+    } else {
+        // SAFETY: forwarded caller guarantees.
+        unsafe { free_remote(s, p, h) };
+    }
+}
+
+#[inline(never)]
+unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
+    let c = s.class().index();
+    if h.is_null() {
+        GLOBAL.orphan_frees[c].fetch_add(1, Ordering::Relaxed);
+    } else {
+        // SAFETY: `h` is this thread's own heap; only we write its counters.
+        bump_owned(unsafe { &(*h).stats.frees[c] });
+    }
+    // SAFETY: p is a live object of this slab that the caller gives up.
+    if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
+        // SAFETY: heaps are valid forever.
+        let owner = unsafe { &*owner };
+        if owner.state.load(Ordering::Relaxed) == PARKED {
+            help_parked(owner);
+        }
+    }
+}
+
+/// The heap header's kind check and slab lookup for a pointer; aborts on an invalid pointer.
+///
+/// # Safety
+/// `p` must have been returned by this allocator and be live.
+#[inline(always)]
+pub(crate) unsafe fn header(p: *mut u8) -> *mut Common {
+    let h = header_of(p);
+    // SAFETY: every pointer we return has a valid header at `header_of(p)` (segment.rs).
+    if unsafe { (*h).magic } != segment::MAGIC {
+        segment::invalid_pointer();
+    }
+    h
+}

@@ -1,0 +1,301 @@
+//! Large objects (over 32 KiB, or aligned beyond 32 KiB): one mapping each, plus a bounded,
+//! decaying cache of freed mappings.
+//!
+//! Layout: the mapping's header ([`LargeHeader`]) sits at a `SEGMENT_SIZE`-aligned address `H`
+//! and the object at `H + offset` with `0 < offset <= SEGMENT_SIZE`, so `header_of` finds it like
+//! any other pointer. For alignments below `SEGMENT_SIZE` the mapping starts at `H` and
+//! `offset = max(page, align)`; for larger alignments the object starts at an `align`-aligned
+//! address and the header sits `SEGMENT_SIZE` below it, inside the same mapping.
+//!
+//! The cache: freed mappings (alignment below `SEGMENT_SIZE`, at most [`CACHE_MAX_ENTRY`] bytes)
+//! are kept, resident, for reuse by a later request of up to the same size (and no less than
+//! half of it), up to [`CACHE_MAX_BYTES`] in all; entries unused for [`CACHE_DECAY_NS`] are
+//! unmapped at the next large operation. Repeated large alloc/free therefore does not page-fault
+//! the way eager returners do, while a burst of large frees costs at most 64 MiB of RSS for a
+//! second.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering;
+
+use crate::os::{self, PageSource, OS};
+use crate::segment::{Common, KIND_LARGE, MAGIC, SEGMENT_SIZE};
+use crate::stats::GLOBAL;
+use crate::sync::SpinLock;
+
+/// Most bytes the cache keeps in all.
+pub const CACHE_MAX_BYTES: usize = 64 << 20;
+/// Largest mapping the cache keeps.
+pub const CACHE_MAX_ENTRY: usize = 32 << 20;
+/// Age after which a cached mapping is unmapped.
+pub const CACHE_DECAY_NS: u64 = 1_000_000_000;
+const CACHE_SLOTS: usize = 16;
+
+/// Header of a large mapping.
+#[repr(C)]
+pub(crate) struct LargeHeader {
+    common: Common,
+    /// Start and length of the whole mapping.
+    map_start: *mut u8,
+    map_len: usize,
+    /// Bytes from the mapping's start to the object.
+    offset: usize,
+    /// Bytes requested (for the live-bytes gauge).
+    size: usize,
+}
+
+#[derive(Copy, Clone)]
+struct Entry {
+    start: *mut u8,
+    len: usize,
+    freed_ns: u64,
+}
+
+struct Cache {
+    entries: [Entry; CACHE_SLOTS],
+    n: usize,
+    bytes: usize,
+}
+
+// SAFETY: cached mappings are owned by the cache and only touched under its lock.
+unsafe impl Send for Cache {}
+
+static CACHE: SpinLock<Cache> =
+    SpinLock::new(Cache { entries: [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS], n: 0, bytes: 0 });
+
+impl Cache {
+    fn remove(&mut self, i: usize) -> Entry {
+        let e = self.entries[i];
+        self.n -= 1;
+        self.entries[i] = self.entries[self.n];
+        self.bytes -= e.len;
+        GLOBAL.large_cache_bytes.fetch_sub(e.len as u64, Ordering::Relaxed);
+        e
+    }
+
+    /// Removes expired entries into `out`; returns how many.
+    fn expire(&mut self, now: u64, out: &mut [Entry; CACHE_SLOTS]) -> usize {
+        let mut k = 0;
+        let mut i = 0;
+        while i < self.n {
+            if now.saturating_sub(self.entries[i].freed_ns) > CACHE_DECAY_NS {
+                out[k] = self.remove(i);
+                k += 1;
+            } else {
+                i += 1;
+            }
+        }
+        k
+    }
+}
+
+fn unmap_all(entries: &[Entry]) {
+    for e in entries {
+        // SAFETY: a cached mapping is ours and unused.
+        unsafe { OS.unmap(NonNull::new_unchecked(e.start), e.len) };
+        GLOBAL.large_mapped_bytes.fetch_sub(e.len as u64, Ordering::Relaxed);
+    }
+}
+
+/// Takes a cached mapping of at least `len` bytes (and at most twice that).
+fn cache_take(len: usize) -> Option<Entry> {
+    let mut expired = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
+    let now = os::monotonic_ns();
+    let (found, k) = {
+        let mut c = CACHE.lock();
+        let k = c.expire(now, &mut expired);
+        let mut best: Option<usize> = None;
+        for i in 0..c.n {
+            let e = c.entries[i];
+            if e.len >= len && e.len / 2 <= len && best.is_none_or(|b| c.entries[b].len > e.len) {
+                best = Some(i);
+            }
+        }
+        (best.map(|i| c.remove(i)), k)
+    };
+    unmap_all(&expired[..k]);
+    found
+}
+
+/// Keeps a freed mapping in the cache, or unmaps it.
+fn cache_put(start: *mut u8, len: usize) {
+    let mut expired = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
+    let now = os::monotonic_ns();
+    let (kept, k) = {
+        let mut c = CACHE.lock();
+        let mut k = c.expire(now, &mut expired);
+        let mut kept = false;
+        if len <= CACHE_MAX_ENTRY {
+            // Make room: evict the oldest entries until it fits.
+            while c.n > 0 && (c.n == CACHE_SLOTS || c.bytes + len > CACHE_MAX_BYTES) && k < CACHE_SLOTS {
+                let oldest = (0..c.n).min_by_key(|&i| c.entries[i].freed_ns).unwrap_or(0);
+                expired[k] = c.remove(oldest);
+                k += 1;
+            }
+            if c.n < CACHE_SLOTS && c.bytes + len <= CACHE_MAX_BYTES {
+                let n = c.n;
+                c.entries[n] = Entry { start, len, freed_ns: now };
+                c.n += 1;
+                c.bytes += len;
+                GLOBAL.large_cache_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                kept = true;
+            }
+        }
+        (kept, k)
+    };
+    unmap_all(&expired[..k]);
+    if !kept {
+        unmap_all(&[Entry { start, len, freed_ns: now }]);
+    }
+}
+
+/// Unmaps every cached mapping (for `trim`-like calls and tests).
+pub fn purge_cache() {
+    let mut all = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
+    let k = {
+        let mut c = CACHE.lock();
+        let mut k = 0;
+        while c.n > 0 {
+            all[k] = c.remove(0);
+            k += 1;
+        }
+        k
+    };
+    unmap_all(&all[..k]);
+}
+
+/// Where the object goes within a mapping, for an alignment below `SEGMENT_SIZE`.
+fn offset_for(align: usize) -> usize {
+    align.max(OS.page_size())
+}
+
+/// Allocates a large object. Returns null when the size overflows or the OS refuses.
+/// The bool says whether the bytes are known to be zero.
+pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+    let page = OS.page_size();
+    let Some(body) = size.max(1).checked_next_multiple_of(page) else { return (ptr::null_mut(), false) };
+    let (offset, map_align) = if align < SEGMENT_SIZE { (offset_for(align), SEGMENT_SIZE) } else { (align, align) };
+    let Some(len) = body.checked_add(offset) else { return (ptr::null_mut(), false) };
+    if len > isize::MAX as usize {
+        return (ptr::null_mut(), false);
+    }
+    let (start, len, zeroed) = match (align < SEGMENT_SIZE).then(|| cache_take(len)).flatten() {
+        Some(e) => {
+            GLOBAL.large_cache_hits.fetch_add(1, Ordering::Relaxed);
+            (e.start, e.len, false)
+        }
+        None => {
+            let Some(p) = OS.map(len, map_align) else { return (ptr::null_mut(), false) };
+            GLOBAL.large_mapped_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            (p.as_ptr(), len, true)
+        }
+    };
+    let user = start.wrapping_add(offset);
+    let header = user.wrapping_sub(1).map_addr(|a| a & !(SEGMENT_SIZE - 1)).cast::<LargeHeader>();
+    // SAFETY: `header` is SEGMENT_SIZE-aligned inside our fresh (or cached, unused) mapping and at
+    // least a page before `user`, so it does not overlap the object.
+    unsafe {
+        header.write(LargeHeader { common: Common { magic: MAGIC, kind: KIND_LARGE }, map_start: start, map_len: len, offset, size })
+    };
+    GLOBAL.large_allocs.fetch_add(1, Ordering::Relaxed);
+    GLOBAL.large_live_bytes.fetch_add(size as u64, Ordering::Relaxed);
+    (user, zeroed)
+}
+
+/// Frees a large object.
+///
+/// # Safety
+/// `header` must be the valid large header of the live object `p`.
+pub(crate) unsafe fn free(header: *mut Common) {
+    // SAFETY: the caller guarantees a valid large header.
+    let h = unsafe { &*header.cast::<LargeHeader>() };
+    let (start, len, size, offset) = (h.map_start, h.map_len, h.size, h.offset);
+    GLOBAL.large_frees.fetch_add(1, Ordering::Relaxed);
+    GLOBAL.large_live_bytes.fetch_sub(size as u64, Ordering::Relaxed);
+    if offset < SEGMENT_SIZE && start == header.cast() {
+        cache_put(start, len);
+    } else {
+        unmap_all(&[Entry { start, len, freed_ns: 0 }]);
+    }
+}
+
+/// Bytes usable at `p` without moving it.
+///
+/// # Safety
+/// `header` must be the valid large header of the live object.
+pub(crate) unsafe fn usable_size(header: *mut Common) -> usize {
+    // SAFETY: the caller guarantees a valid large header.
+    let h = unsafe { &*header.cast::<LargeHeader>() };
+    h.map_len - h.offset
+}
+
+/// Resizes a large object in place, or moves its pages with `mremap` (no copy). Returns the new
+/// pointer, or null when neither worked (the caller then copies).
+///
+/// # Safety
+/// `header` must be the valid large header of the live object `p`.
+pub(crate) unsafe fn realloc(header: *mut Common, p: *mut u8, new_size: usize) -> *mut u8 {
+    let page = OS.page_size();
+    let hp = header.cast::<LargeHeader>();
+    // SAFETY: the caller guarantees a valid large header; we are the object's only user.
+    let h = unsafe { &mut *hp };
+    let Some(need) = new_size.max(1).checked_next_multiple_of(page).and_then(|b| b.checked_add(h.offset)) else {
+        return ptr::null_mut();
+    };
+    let in_mapping = h.map_start == header.cast::<u8>();
+    let old_size = h.size;
+    let resized = |h: &mut LargeHeader| {
+        h.size = new_size;
+        if new_size >= old_size {
+            GLOBAL.large_live_bytes.fetch_add((new_size - old_size) as u64, Ordering::Relaxed);
+        } else {
+            GLOBAL.large_live_bytes.fetch_sub((old_size - new_size) as u64, Ordering::Relaxed);
+        }
+    };
+    if !in_mapping {
+        // Over-aligned: only in-place shrink or growth within the mapping.
+        if need <= h.map_len {
+            resized(h);
+            return p;
+        }
+        return ptr::null_mut();
+    }
+    if need <= h.map_len {
+        // Shrink: give back a tail of at least a quarter of the mapping.
+        let spare = h.map_len - need;
+        if spare >= page && spare * 4 >= h.map_len {
+            // SAFETY: the tail [start + need, start + map_len) is ours and past the object.
+            unsafe { OS.unmap(NonNull::new_unchecked(h.map_start.wrapping_add(need)), spare) };
+            GLOBAL.large_mapped_bytes.fetch_sub(spare as u64, Ordering::Relaxed);
+            h.map_len = need;
+        }
+        resized(h);
+        return p;
+    }
+    if need > isize::MAX as usize {
+        return ptr::null_mut();
+    }
+    let old_len = h.map_len;
+    // SAFETY: the mapping [start, start + map_len) is ours; growing in place moves nothing.
+    if unsafe { os::remap(NonNull::new_unchecked(h.map_start), old_len, need, None) } {
+        GLOBAL.large_mapped_bytes.fetch_add((need - old_len) as u64, Ordering::Relaxed);
+        h.map_len = need;
+        resized(h);
+        return p;
+    }
+    // Move the pages to a fresh SEGMENT_SIZE-aligned range: reserve it, then remap onto it.
+    let Some(to) = OS.map(need, SEGMENT_SIZE) else { return ptr::null_mut() };
+    let from = h.map_start;
+    // SAFETY: `to` is our fresh mapping of `need` bytes, holding nothing; the old mapping is ours.
+    if unsafe { os::remap(NonNull::new_unchecked(from), old_len, need, Some(to)) } {
+        GLOBAL.large_mapped_bytes.fetch_add((need - old_len) as u64, Ordering::Relaxed);
+        // SAFETY: the header moved with the pages to the start of the new mapping.
+        let nh = unsafe { &mut *to.as_ptr().cast::<LargeHeader>() };
+        nh.map_start = to.as_ptr();
+        nh.map_len = need;
+        resized(nh);
+        return to.as_ptr().wrapping_add(nh.offset);
+    }
+    // SAFETY: the reservation is ours and unused.
+    unsafe { OS.unmap(to, need) };
+    ptr::null_mut()
+}

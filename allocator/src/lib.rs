@@ -1,0 +1,184 @@
+//! temporal-slab: a general-purpose Rust global allocator with epoch-grouped slabs and
+//! always-on statistics.
+//!
+//! ```no_run
+//! use temporal_slab::TemporalSlab;
+//!
+//! #[global_allocator]
+//! static GLOBAL: TemporalSlab = TemporalSlab::new();
+//! ```
+//!
+//! Small objects (up to 32 KiB) live in 64 KiB slabs of one size class, grouped by *epoch*:
+//! allocations made close in time share slabs, so when a phase of the program ends
+//! ([`epoch::advance`] then [`epoch::close`]) its slabs drain together and their pages go back to
+//! the OS. Programs that never call the epoch API get empty slabs purged beyond a small per-thread
+//! cache. Larger objects get their own mappings with a bounded cache. Counters per size class,
+//! per epoch and process-wide are always on; [`stats::snapshot`] folds them.
+//!
+//! See [`design`] for the layout, the invariants and every memory ordering.
+
+#![warn(missing_docs)]
+
+pub mod design;
+pub mod epoch;
+mod heap;
+pub mod large;
+pub mod os;
+pub mod size_class;
+mod segment;
+mod slab;
+pub mod stats;
+mod sync;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+pub use epoch::EpochId;
+pub use stats::{snapshot, Snapshot};
+
+use segment::{KIND_LARGE, KIND_SMALL};
+use size_class::{class_for, SizeClass};
+
+/// The allocator. Install it with
+/// `#[global_allocator] static GLOBAL: TemporalSlab = TemporalSlab::new();`.
+///
+/// All instances share one process-wide state, so any instance frees what another allocated.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TemporalSlab {
+    _private: (),
+}
+
+impl TemporalSlab {
+    /// The allocator; `const` so it can initialise a `static`.
+    pub const fn new() -> Self {
+        TemporalSlab { _private: () }
+    }
+}
+
+/// One object of `class`: from this thread's heap, or the shared fallback heap when the thread
+/// has none. Returns the object (or null) and whether its bytes are known to be zero.
+#[inline(always)]
+fn alloc_small(class: SizeClass) -> (*mut u8, bool) {
+    let h = heap::current();
+    if !h.is_null() {
+        // SAFETY: `current` returns this thread's own heap, of which we are the owner.
+        let heap = unsafe { &*h };
+        if let Some(p) = heap.try_alloc_fast(class) {
+            return (p.as_ptr(), false);
+        }
+        return heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
+    }
+    heap::alloc_fallback(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z))
+}
+
+#[inline(always)]
+fn alloc_layout(layout: Layout) -> (*mut u8, bool) {
+    match class_for(layout.size(), layout.align()) {
+        Some(class) => alloc_small(class),
+        None => large::alloc(layout.size(), layout.align()),
+    }
+}
+
+/// Frees any pointer this allocator returned.
+///
+/// # Safety
+/// `p` must be live and returned by this allocator.
+#[inline(always)]
+unsafe fn free_any(p: *mut u8) {
+    // SAFETY: caller guarantees p is ours and live.
+    let h = unsafe { heap::header(p) };
+    // SAFETY: `header` validated the magic, so the header is ours.
+    match unsafe { (*h).kind } {
+        // SAFETY: a small-segment header; p lies in one of its slabs and is live.
+        KIND_SMALL => unsafe { heap::free_small(segment::slab_of(h, p), p) },
+        // SAFETY: a large header of the live object p.
+        KIND_LARGE => unsafe { large::free(h) },
+        _ => segment::invalid_pointer(),
+    }
+}
+
+/// Bytes usable at `p` (at least the size it was allocated with).
+///
+/// # Safety
+/// `p` must be live and returned by this allocator.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    // SAFETY: caller guarantees p is ours and live.
+    let h = unsafe { heap::header(p) };
+    // SAFETY: validated header.
+    match unsafe { (*h).kind } {
+        // SAFETY: a small-segment header of a live object.
+        KIND_SMALL => unsafe { (*segment::slab_of(h, p)).class().object_size() },
+        // SAFETY: a large header of a live object.
+        KIND_LARGE => unsafe { large::usable_size(h) },
+        _ => segment::invalid_pointer(),
+    }
+}
+
+// SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes aligned to
+// `layout.align()` that no other live allocation overlaps (size classes honour alignment, see
+// `size_class::class_for`; large objects are placed at `align`-aligned offsets); `dealloc`
+// accepts exactly the pointers we returned; nothing here unwinds.
+unsafe impl GlobalAlloc for TemporalSlab {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        alloc_layout(layout).0
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let (p, zeroed) = alloc_layout(layout);
+        if !p.is_null() && !zeroed {
+            // SAFETY: p is a fresh block of at least layout.size() bytes.
+            unsafe { ptr::write_bytes(p, 0, layout.size()) };
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: p was returned by this allocator and is live.
+        unsafe { free_any(p) }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let align = layout.align();
+        // SAFETY: GlobalAlloc's contract: p is ours and live.
+        let h = unsafe { heap::header(p) };
+        // SAFETY: validated header.
+        let kind = unsafe { (*h).kind };
+        let new_class = class_for(new_size, align);
+        if kind == KIND_SMALL {
+            // SAFETY: small header of a live object.
+            let class = unsafe { (*segment::slab_of(h, p)).class() };
+            if new_class == Some(class) {
+                return p;
+            }
+        } else if kind == KIND_LARGE && new_class.is_none() {
+            // SAFETY: large header of the live object p.
+            let q = unsafe { large::realloc(h, p, new_size) };
+            if !q.is_null() {
+                return q;
+            }
+        }
+        // Move: allocate, copy, free.
+        let Ok(new_layout) = Layout::from_size_align(new_size, align) else { return ptr::null_mut() };
+        let q = alloc_layout(new_layout).0;
+        if !q.is_null() {
+            // SAFETY: both blocks are live, distinct, and at least min(old, new) bytes long.
+            unsafe {
+                ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                free_any(p);
+            }
+        }
+        q
+    }
+}
+
+/// Hooks for tests: failure injection through the OS layer.
+pub mod testing {
+    /// While `on`, every request for new memory from the OS is refused, as if the system were out
+    /// of memory; allocations that need new memory return null. Existing memory keeps working.
+    pub fn refuse_os_memory(on: bool) {
+        crate::os::OS.set_refuse(on);
+    }
+}

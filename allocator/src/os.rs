@@ -1,0 +1,232 @@
+//! The OS layer: mapping, unmapping and purging pages, behind a small trait.
+//!
+//! Everything the allocator asks of the kernel goes through [`PageSource`]. The global allocator
+//! uses [`Os`], which is the real `mmap` implementation wrapped in a failure injector: tests turn
+//! the injector on with [`crate::testing::refuse_os_memory`] to prove that a refused mapping
+//! turns into a null pointer and never into a crash. The injector costs one relaxed load per
+//! mapping call, never on the fast path.
+//!
+//! Invariants: nothing here allocates, prints or takes a lock; every call is a syscall or a
+//! relaxed atomic.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// What the allocator needs from the operating system.
+pub trait PageSource {
+    /// Maps `len` bytes (a multiple of the page size) of zeroed, read-write memory whose start is
+    /// aligned to `align` (a power of two, at least the page size). `None` when refused.
+    fn map(&self, len: usize, align: usize) -> Option<NonNull<u8>>;
+    /// Unmaps `[ptr, ptr + len)`.
+    ///
+    /// # Safety
+    /// The range must be page-aligned, mapped by [`PageSource::map`] and no longer in use.
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize);
+    /// Gives the pages of `[ptr, ptr + len)` back to the OS; they read as zero afterwards.
+    /// Returns false when the OS refused.
+    ///
+    /// # Safety
+    /// The range must be page-aligned, mapped, and hold no live data.
+    unsafe fn purge(&self, ptr: NonNull<u8>, len: usize) -> bool;
+    /// The page size in bytes.
+    fn page_size(&self) -> usize;
+}
+
+/// Anonymous private mappings from `mmap`, purged with `madvise(MADV_DONTNEED)`.
+///
+/// `MADV_DONTNEED` rather than `MADV_FREE`: the pages leave RSS at once, so the RSS an operator
+/// sees agrees with the allocator's resident estimate, and a purged slab reads as zero, which lets
+/// `alloc_zeroed` skip its memset on purged slabs. `MADV_FREE` is cheaper but keeps pages counted
+/// in RSS until the kernel is under pressure.
+pub struct Mmap;
+
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+impl PageSource for Mmap {
+    fn map(&self, len: usize, align: usize) -> Option<NonNull<u8>> {
+        let page = self.page_size();
+        debug_assert!(len % page == 0 && align.is_power_of_two() && align >= page);
+        let extra = if align > page { align } else { 0 };
+        let total = len.checked_add(extra)?;
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing has no
+        // preconditions; failure is reported as MAP_FAILED and checked below.
+        let raw = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return None;
+        }
+        let raw = raw.cast::<u8>();
+        if extra == 0 {
+            return NonNull::new(raw);
+        }
+        // Over-mapped by `align`: trim the head and the tail so only the aligned part remains.
+        let head = raw.addr().wrapping_neg() & (align - 1);
+        let start = raw.wrapping_add(head);
+        let tail = extra - head;
+        if head > 0 {
+            // SAFETY: [raw, raw + head) is the unaligned head of the mapping made above.
+            unsafe { libc::munmap(raw.cast(), head) };
+        }
+        if tail > 0 {
+            // SAFETY: [start + len, start + len + tail) is the tail of the same mapping.
+            unsafe { libc::munmap(start.wrapping_add(len).cast(), tail) };
+        }
+        NonNull::new(start)
+    }
+
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller guarantees the range is a mapping of ours that is no longer used.
+        unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+    }
+
+    unsafe fn purge(&self, ptr: NonNull<u8>, len: usize) -> bool {
+        // SAFETY: the caller guarantees the range is mapped, page-aligned and holds no live data.
+        unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) == 0 }
+    }
+
+    fn page_size(&self) -> usize {
+        let cached = PAGE_SIZE.load(Ordering::Relaxed);
+        if cached != 0 {
+            return cached;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = if page > 0 { page as usize } else { 4096 };
+        PAGE_SIZE.store(page, Ordering::Relaxed);
+        page
+    }
+}
+
+/// A [`PageSource`] that can be told to refuse new mappings (purge and unmap still work).
+pub struct FailureInjecting<P> {
+    inner: P,
+    refuse: AtomicBool,
+}
+
+impl<P> FailureInjecting<P> {
+    /// Wraps `inner`; refusal starts off.
+    pub const fn new(inner: P) -> Self {
+        FailureInjecting { inner, refuse: AtomicBool::new(false) }
+    }
+
+    /// While `on`, every [`PageSource::map`] call returns `None`.
+    pub fn set_refuse(&self, on: bool) {
+        self.refuse.store(on, Ordering::Relaxed);
+    }
+}
+
+impl<P: PageSource> PageSource for FailureInjecting<P> {
+    fn map(&self, len: usize, align: usize) -> Option<NonNull<u8>> {
+        if self.refuse.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.inner.map(len, align)
+    }
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.unmap(ptr, len) }
+    }
+    unsafe fn purge(&self, ptr: NonNull<u8>, len: usize) -> bool {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.purge(ptr, len) }
+    }
+    fn page_size(&self) -> usize {
+        self.inner.page_size()
+    }
+}
+
+/// The page source every part of the allocator uses.
+pub(crate) static OS: FailureInjecting<Mmap> = FailureInjecting::new(Mmap);
+
+/// Grows or moves a mapping with `mremap`. With `new_addr`, the mapping moves there (the target
+/// range is replaced); without, it only grows in place. Returns false when the kernel refused.
+///
+/// # Safety
+/// `[old, old + old_len)` must be one mapping of ours; `new_addr`, if given, must be a mapping of
+/// ours of at least `new_len` bytes that holds nothing live.
+pub(crate) unsafe fn remap(old: NonNull<u8>, old_len: usize, new_len: usize, new_addr: Option<NonNull<u8>>) -> bool {
+    if OS.refuse.load(Ordering::Relaxed) {
+        return false;
+    }
+    let r = match new_addr {
+        // SAFETY: the caller guarantees both ranges are ours; MREMAP_FIXED replaces the target.
+        Some(to) => unsafe {
+            libc::mremap(
+                old.as_ptr().cast(),
+                old_len,
+                new_len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                to.as_ptr().cast::<libc::c_void>(),
+            )
+        },
+        // SAFETY: without MREMAP_MAYMOVE the kernel grows in place or fails; nothing moves.
+        None => unsafe { libc::mremap(old.as_ptr().cast(), old_len, new_len, 0) },
+    };
+    r != libc::MAP_FAILED
+}
+
+/// Monotonic clock in nanoseconds (vDSO; no allocation, no lock).
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch.
+pub(crate) fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_map_is_aligned_and_zeroed() {
+        let align = 4 << 20;
+        let p = Mmap.map(1 << 20, align).expect("map");
+        assert_eq!(p.as_ptr().addr() % align, 0);
+        // SAFETY: the mapping is 1 MiB long and zeroed.
+        let s = unsafe { core::slice::from_raw_parts(p.as_ptr(), 1 << 20) };
+        assert!(s.iter().all(|&b| b == 0));
+        // SAFETY: mapped above, unused.
+        unsafe { Mmap.unmap(p, 1 << 20) };
+    }
+
+    #[test]
+    fn purge_zeroes() {
+        let page = Mmap.page_size();
+        let p = Mmap.map(page, page).expect("map");
+        // SAFETY: the page is ours.
+        unsafe {
+            p.as_ptr().write(7);
+            assert!(Mmap.purge(p, page));
+            assert_eq!(p.as_ptr().read(), 0);
+            Mmap.unmap(p, page);
+        }
+    }
+
+    #[test]
+    fn injector_refuses_then_recovers() {
+        let f = FailureInjecting::new(Mmap);
+        f.set_refuse(true);
+        assert!(f.map(4096, 4096).is_none());
+        f.set_refuse(false);
+        let p = f.map(4096, 4096).expect("map after refusal ends");
+        // SAFETY: mapped above.
+        unsafe { f.unmap(p, 4096) };
+    }
+}

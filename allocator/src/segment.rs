@@ -1,0 +1,197 @@
+//! Segments: 4 MiB aligned mappings that hold 63 slabs and, in their first 64 KiB, the header
+//! with every slab's metadata. Also the global slab pool and the pointer -> header lookup.
+//!
+//! Every pointer the allocator hands out lies in `(H, H + SEGMENT_SIZE]` for a header `H` that is
+//! `SEGMENT_SIZE`-aligned, so `header_of(p) = (p - 1) & !(SEGMENT_SIZE - 1)` finds it with no
+//! per-object header. Small-object segments ([`KIND_SMALL`]) keep slab metadata there; large
+//! objects ([`KIND_LARGE`], see `large.rs`) keep their mapping's size there. The header's magic
+//! word validates the lookup; a pointer that does not lead to a valid header is a caller bug and
+//! aborts (never silent corruption).
+//!
+//! Segments are never unmapped: their slabs are purged instead, so a segment's cost when idle is
+//! its header pages (8 KiB per 4 MiB of address space).
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use crate::os::{PageSource, OS};
+use crate::size_class::{SLAB_SHIFT, SLAB_SIZE};
+use crate::slab::{SlabMeta, SlabState};
+use crate::stats::GLOBAL;
+use crate::sync::SpinLock;
+
+/// log2 of [`SEGMENT_SIZE`].
+pub(crate) const SEGMENT_SHIFT: u32 = 22;
+/// Bytes in one segment, and the alignment of every header.
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+/// Slab slots per segment; slot 0 is the header itself.
+pub(crate) const SLABS_PER_SEGMENT: usize = SEGMENT_SIZE / SLAB_SIZE;
+
+pub(crate) const MAGIC: u32 = 0x7e5b_a11c;
+pub(crate) const KIND_SMALL: u32 = 1;
+pub(crate) const KIND_LARGE: u32 = 2;
+
+/// The first words of every header, small or large.
+#[repr(C)]
+pub(crate) struct Common {
+    pub(crate) magic: u32,
+    pub(crate) kind: u32,
+}
+
+/// Header of a small-object segment.
+#[repr(C)]
+pub(crate) struct SegmentHeader {
+    pub(crate) common: Common,
+    /// Next segment in the list of all segments (push-only, read by snapshots).
+    pub(crate) next: AtomicPtr<SegmentHeader>,
+    _pad: [u64; 6],
+    pub(crate) slabs: [SlabMeta; SLABS_PER_SEGMENT],
+}
+
+/// Finds the header of any pointer the allocator returned.
+#[inline]
+pub(crate) fn header_of(p: *mut u8) -> *mut Common {
+    p.wrapping_sub(1).map_addr(|a| a & !(SEGMENT_SIZE - 1)).cast()
+}
+
+/// Start of the data pages of the slab whose metadata is `meta`.
+#[inline]
+pub(crate) fn slab_start(meta: &SlabMeta) -> *mut u8 {
+    let m = ptr::from_ref(meta).cast_mut().cast::<u8>();
+    let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
+    let index = (m.addr() - seg.addr() - core::mem::offset_of!(SegmentHeader, slabs)) / core::mem::size_of::<SlabMeta>();
+    seg.wrapping_add(index << SLAB_SHIFT)
+}
+
+/// The metadata of the slab holding `p`, a pointer into a small-object segment.
+///
+/// # Safety
+/// `header` must be the valid [`KIND_SMALL`] header of `p`.
+#[inline]
+pub(crate) unsafe fn slab_of(header: *mut Common, p: *mut u8) -> *mut SlabMeta {
+    let index = (p.addr() - header.addr()) >> SLAB_SHIFT;
+    let seg = header.cast::<SegmentHeader>();
+    // SAFETY: the caller guarantees `seg` is a live segment header; index < SLABS_PER_SEGMENT
+    // because p lies within the segment.
+    unsafe { ptr::addr_of_mut!((*seg).slabs).cast::<SlabMeta>().add(index) }
+}
+
+/// A pointer that leads nowhere valid: a double free, a foreign pointer or memory corruption.
+/// Continuing would corrupt the heap, so stop here, without allocating.
+#[cold]
+pub(crate) fn invalid_pointer() -> ! {
+    const MSG: &[u8] = b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
+    // SAFETY: writing a static buffer to stderr has no preconditions.
+    unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
+    std::process::abort()
+}
+
+/// Head of the list of all small-object segments.
+pub(crate) static SEGMENTS: AtomicPtr<SegmentHeader> = AtomicPtr::new(ptr::null_mut());
+/// Number of slabs in the global pool (purged, non-resident).
+pub(crate) static POOL_SLABS: AtomicUsize = AtomicUsize::new(0);
+/// Number of slabs ever carved from segments.
+pub(crate) static CARVED_SLABS: AtomicU64 = AtomicU64::new(0);
+
+struct Pool {
+    /// Purged empty slabs, linked through `next`.
+    free: *mut SlabMeta,
+    /// The segment being carved and its next uncarved slot.
+    carving: *mut SegmentHeader,
+    next_slot: usize,
+}
+
+// SAFETY: the raw pointers refer to segment headers, which live forever and are shared by
+// design; the pool is only touched under its lock.
+unsafe impl Send for Pool {}
+
+static POOL: SpinLock<Pool> = SpinLock::new(Pool { free: ptr::null_mut(), carving: ptr::null_mut(), next_slot: SLABS_PER_SEGMENT });
+
+/// Takes an empty, purged slab from the pool, or carves one from a segment (mapping a new
+/// segment when needed). `None` when the OS refuses memory. The slab's pages read as zero.
+pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
+    let mut pool = POOL.lock();
+    if let Some(s) = NonNull::new(pool.free) {
+        // SAFETY: slabs on the pool list are valid metadata, touched only under this lock.
+        pool.free = unsafe { s.as_ref() }.next.get();
+        POOL_SLABS.fetch_sub(1, Ordering::Relaxed);
+        return Some(s);
+    }
+    if pool.next_slot == SLABS_PER_SEGMENT {
+        let seg = OS.map(SEGMENT_SIZE, SEGMENT_SIZE)?.cast::<SegmentHeader>().as_ptr();
+        // SAFETY: a fresh zeroed mapping of SEGMENT_SIZE bytes; the header fits in slot 0 and all
+        // zero bytes are a valid SegmentHeader (null pointers, zero atomics, Free slabs).
+        unsafe {
+            (*seg).common.magic = MAGIC;
+            (*seg).common.kind = KIND_SMALL;
+            for slab in &(*seg).slabs {
+                slab.set_zeroed(true);
+            }
+        }
+        push_segment(seg);
+        GLOBAL.segments_mapped.fetch_add(1, Ordering::Relaxed);
+        pool.carving = seg;
+        pool.next_slot = 1;
+    }
+    let slot = pool.next_slot;
+    pool.next_slot += 1;
+    CARVED_SLABS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `carving` is a live segment header and slot < SLABS_PER_SEGMENT.
+    Some(unsafe { NonNull::from(&(*pool.carving).slabs[slot]) })
+}
+
+fn push_segment(seg: *mut SegmentHeader) {
+    let mut head = SEGMENTS.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: `seg` is ours and not yet published.
+        unsafe { (*seg).next.store(head, Ordering::Relaxed) };
+        // Release: pairs with the Acquire load in `for_each_segment`, so readers see the header.
+        match SEGMENTS.compare_exchange_weak(head, seg, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}
+
+/// Purges an empty slab's pages and returns it to the pool. The caller owns the slab and has
+/// removed it from every heap list.
+pub(crate) fn release_slab(slab: &SlabMeta) {
+    debug_assert_eq!(slab.used(), 0);
+    let page = OS.page_size();
+    let len = slab.touched_bytes(page);
+    let start = slab.start();
+    if len > 0 {
+        // SAFETY: the slab's pages belong to a segment of ours and hold no live object.
+        let ok = unsafe { OS.purge(NonNull::new_unchecked(start), len) };
+        if ok {
+            GLOBAL.madvise_calls.fetch_add(1, Ordering::Relaxed);
+            GLOBAL.madvise_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        } else {
+            GLOBAL.madvise_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        slab.set_zeroed(ok);
+    }
+    slab.free.set(ptr::null_mut());
+    slab.set_bump(0);
+    slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
+    slab.remote.store(0, Ordering::Relaxed);
+    slab.set_state(SlabState::Free);
+    let mut pool = POOL.lock();
+    slab.next.set(pool.free);
+    pool.free = ptr::from_ref(slab).cast_mut();
+    POOL_SLABS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Calls `f` on every carved slab of every segment (snapshots). Reads only atomics.
+pub(crate) fn for_each_slab(mut f: impl FnMut(&SlabMeta)) {
+    // Acquire: pairs with the Release CAS in `push_segment`.
+    let mut seg = SEGMENTS.load(Ordering::Acquire);
+    while !seg.is_null() {
+        // SAFETY: published segments are valid forever.
+        let s = unsafe { &*seg };
+        for slab in &s.slabs[1..] {
+            f(slab);
+        }
+        seg = s.next.load(Ordering::Acquire);
+    }
+}

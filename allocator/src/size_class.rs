@@ -1,0 +1,199 @@
+//! Size classes: pure tables and the O(1) map from a request to its class.
+//!
+//! Invariants (checked exhaustively by the tests below):
+//! - classes run from 8 B to [`MAX_SMALL_SIZE`] (32 KiB), strictly increasing;
+//! - every class size is a multiple of 8, so every object is at least 8-aligned;
+//! - from 32 B up, neighbouring classes are at most 25% apart (four classes per doubling);
+//!   below 32 B the 8-byte granularity is the spacing;
+//! - [`class_for`] returns the smallest class that holds `size` and whose objects are all aligned
+//!   to `align` (objects sit at `k * object_size` from a slab start that is [`SLAB_SIZE`]-aligned).
+
+/// Bytes in one slab. Slabs are carved from segments and are `SLAB_SIZE`-aligned.
+pub const SLAB_SIZE: usize = 64 * 1024;
+/// log2 of [`SLAB_SIZE`].
+pub const SLAB_SHIFT: u32 = 16;
+/// The largest request served from slabs; anything larger takes the large-object path.
+pub const MAX_SMALL_SIZE: usize = 32 * 1024;
+/// Number of size classes.
+pub const NUM_CLASSES: usize = 44;
+
+/// A size-class index, `0..NUM_CLASSES`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SizeClass(pub(crate) u8);
+
+impl SizeClass {
+    /// The class index as a `usize`, for table lookups.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Bytes in each object of this class.
+    #[inline]
+    pub const fn object_size(self) -> usize {
+        CLASS_SIZES[self.0 as usize] as usize
+    }
+
+    /// How many objects of this class one slab holds.
+    #[inline]
+    pub const fn objects_per_slab(self) -> usize {
+        SLAB_SIZE / self.object_size()
+    }
+
+    /// Every class, smallest first.
+    pub fn all() -> impl Iterator<Item = SizeClass> {
+        (0..NUM_CLASSES as u8).map(SizeClass)
+    }
+}
+
+/// Object size of each class, in bytes.
+pub const CLASS_SIZES: [u32; NUM_CLASSES] = build_sizes();
+
+const fn build_sizes() -> [u32; NUM_CLASSES] {
+    let mut sizes = [0u32; NUM_CLASSES];
+    let mut i = 0;
+    // 8..=64 in steps of 8.
+    while i < 8 {
+        sizes[i] = 8 * (i as u32 + 1);
+        i += 1;
+    }
+    // Then four classes per doubling: (4+1..=4+4) << (k-2) for each power of two 2^k.
+    let mut k = 6u32;
+    while i < NUM_CLASSES {
+        let mut sub = 1u32;
+        while sub <= 4 && i < NUM_CLASSES {
+            sizes[i] = (4 + sub) << (k - 2);
+            i += 1;
+            sub += 1;
+        }
+        k += 1;
+    }
+    sizes
+}
+
+/// Index of the class 1024 B; classes above it are found arithmetically.
+const CLASS_1024: usize = 23;
+/// `LUT[(size + 7) / 8]` is the class of `size` for `size <= 1024`.
+static LUT: [u8; 129] = build_lut();
+
+const fn build_lut() -> [u8; 129] {
+    let mut lut = [0u8; 129];
+    let mut i = 0;
+    while i < 129 {
+        let size = (i * 8) as u32;
+        let mut c = 0;
+        while CLASS_SIZES[c] < size {
+            c += 1;
+        }
+        lut[i] = c as u8;
+        i += 1;
+    }
+    lut
+}
+
+/// The class of a request of `size` bytes with alignment at most 8.
+///
+/// `size` must be at most [`MAX_SMALL_SIZE`]; size 0 maps to the smallest class.
+#[inline]
+pub fn class_of_size(size: usize) -> SizeClass {
+    debug_assert!(size <= MAX_SMALL_SIZE);
+    if size <= 1024 {
+        return SizeClass(LUT[(size + 7) >> 3]);
+    }
+    // Four classes per doubling: the top three bits of (size - 1) pick the class.
+    let s = size - 1;
+    let k = usize::BITS - 1 - s.leading_zeros(); // floor(log2(s)), >= 10
+    let sub = (s >> (k - 2)) & 3;
+    SizeClass((CLASS_1024 + 1 + (k as usize - 10) * 4 + sub) as u8)
+}
+
+/// The smallest class that holds `size` bytes at alignment `align`, or `None` when the request
+/// must take the large-object path.
+#[inline]
+pub fn class_for(size: usize, align: usize) -> Option<SizeClass> {
+    if align <= 8 {
+        return (size <= MAX_SMALL_SIZE).then(|| class_of_size(size));
+    }
+    // Slab starts are SLAB_SIZE-aligned, so an object of a class whose size is a multiple of
+    // `align` is `align`-aligned. Rounding the size up to `align` finds such a class at once
+    // for every power-of-two alignment (see the exhaustive test); the loop is a safety net.
+    let rounded = size.max(1).checked_add(align - 1)? & !(align - 1);
+    if rounded > MAX_SMALL_SIZE || align > MAX_SMALL_SIZE {
+        return None;
+    }
+    let mut c = class_of_size(rounded).index();
+    while c < NUM_CLASSES {
+        if CLASS_SIZES[c] as usize % align == 0 {
+            return Some(SizeClass(c as u8));
+        }
+        c += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_increase_and_end_at_32k() {
+        assert_eq!(CLASS_SIZES[0], 8);
+        assert_eq!(CLASS_SIZES[NUM_CLASSES - 1] as usize, MAX_SMALL_SIZE);
+        assert_eq!(CLASS_SIZES[CLASS_1024], 1024);
+        for w in CLASS_SIZES.windows(2) {
+            assert!(w[0] < w[1], "{w:?}");
+            assert_eq!(w[1] % 8, 0);
+        }
+    }
+
+    #[test]
+    fn spacing_at_most_25_percent_from_32_bytes() {
+        for w in CLASS_SIZES.windows(2) {
+            if w[0] >= 32 {
+                assert!(w[1] * 4 <= w[0] * 5, "classes {} and {} are more than 25% apart", w[0], w[1]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_size_gets_the_smallest_fitting_class() {
+        for size in 0..=MAX_SMALL_SIZE {
+            let c = class_of_size(size);
+            assert!(c.object_size() >= size, "size {size} in class {}", c.object_size());
+            if c.index() > 0 {
+                let smaller = CLASS_SIZES[c.index() - 1] as usize;
+                assert!(smaller < size, "size {size} could use class {smaller}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_alignment_is_honoured_without_the_fallback_loop() {
+        let mut align = 1;
+        while align <= 2 * MAX_SMALL_SIZE {
+            for size in 0..=MAX_SMALL_SIZE {
+                match class_for(size, align) {
+                    Some(c) => {
+                        assert!(c.object_size() >= size);
+                        assert_eq!(c.object_size() % align.max(8), 0, "size {size} align {align}");
+                        assert_eq!(SLAB_SIZE % align.max(8), 0);
+                        // The rounded size itself must already be a class multiple of align.
+                        let rounded = (size.max(1) + align - 1) & !(align - 1);
+                        if align > 8 {
+                            assert_eq!(class_of_size(rounded), c);
+                        }
+                    }
+                    None => assert!(align > MAX_SMALL_SIZE || (size.max(1) + align - 1) & !(align - 1) > MAX_SMALL_SIZE),
+                }
+            }
+            align *= 2;
+        }
+    }
+
+    #[test]
+    fn huge_requests_do_not_overflow() {
+        assert_eq!(class_for(usize::MAX, 16), None);
+        assert_eq!(class_for(usize::MAX - 3, 8), None);
+        assert_eq!(class_for(MAX_SMALL_SIZE + 1, 1), None);
+    }
+}
