@@ -70,7 +70,12 @@ pub(crate) struct Slot {
 
 impl Slot {
     const fn new(era: u64, state: u8) -> Slot {
-        Slot { era: AtomicU64::new(era), state: AtomicU8::new(state), opened_ns: AtomicU64::new(0), close_seq: AtomicU64::new(0) }
+        Slot {
+            era: AtomicU64::new(era),
+            state: AtomicU8::new(state),
+            opened_ns: AtomicU64::new(0),
+            close_seq: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn state(&self) -> Option<EpochState> {

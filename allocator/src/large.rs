@@ -59,8 +59,11 @@ struct Cache {
 // SAFETY: cached mappings are owned by the cache and only touched under its lock.
 unsafe impl Send for Cache {}
 
-static CACHE: SpinLock<Cache> =
-    SpinLock::new(Cache { entries: [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS], n: 0, bytes: 0 });
+static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
+    entries: [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS],
+    n: 0,
+    bytes: 0,
+});
 
 impl Cache {
     fn remove(&mut self, i: usize) -> Entry {
@@ -194,7 +197,13 @@ pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     // SAFETY: `header` is SEGMENT_SIZE-aligned inside our fresh (or cached, unused) mapping and at
     // least a page before `user`, so it does not overlap the object.
     unsafe {
-        header.write(LargeHeader { common: Common { magic: MAGIC, kind: KIND_LARGE }, map_start: start, map_len: len, offset, size })
+        header.write(LargeHeader {
+            common: Common { magic: MAGIC, kind: KIND_LARGE },
+            map_start: start,
+            map_len: len,
+            offset,
+            size,
+        })
     };
     GLOBAL.large_allocs.fetch_add(1, Ordering::Relaxed);
     GLOBAL.large_live_bytes.fetch_add(size as u64, Ordering::Relaxed);

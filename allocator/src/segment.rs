@@ -59,7 +59,8 @@ pub(crate) fn header_of(p: *mut u8) -> *mut Common {
 pub(crate) fn slab_start(meta: &SlabMeta) -> *mut u8 {
     let m = ptr::from_ref(meta).cast_mut().cast::<u8>();
     let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
-    let index = (m.addr() - seg.addr() - core::mem::offset_of!(SegmentHeader, slabs)) / core::mem::size_of::<SlabMeta>();
+    let index =
+        (m.addr() - seg.addr() - core::mem::offset_of!(SegmentHeader, slabs)) / core::mem::size_of::<SlabMeta>();
     seg.wrapping_add(index << SLAB_SHIFT)
 }
 
@@ -80,7 +81,8 @@ pub(crate) unsafe fn slab_of(header: *mut Common, p: *mut u8) -> *mut SlabMeta {
 /// Continuing would corrupt the heap, so stop here, without allocating.
 #[cold]
 pub(crate) fn invalid_pointer() -> ! {
-    const MSG: &[u8] = b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
+    const MSG: &[u8] =
+        b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
     // SAFETY: writing a static buffer to stderr has no preconditions.
     unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
     std::process::abort()
@@ -105,7 +107,8 @@ struct Pool {
 // design; the pool is only touched under its lock.
 unsafe impl Send for Pool {}
 
-static POOL: SpinLock<Pool> = SpinLock::new(Pool { free: ptr::null_mut(), carving: ptr::null_mut(), next_slot: SLABS_PER_SEGMENT });
+static POOL: SpinLock<Pool> =
+    SpinLock::new(Pool { free: ptr::null_mut(), carving: ptr::null_mut(), next_slot: SLABS_PER_SEGMENT });
 
 /// Takes an empty, purged slab from the pool, or carves one from a segment (mapping a new
 /// segment when needed). `None` when the OS refuses memory. The slab's pages read as zero.

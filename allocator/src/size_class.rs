@@ -183,7 +183,9 @@ mod tests {
                             assert_eq!(class_of_size(rounded), c);
                         }
                     }
-                    None => assert!(align > MAX_SMALL_SIZE || (size.max(1) + align - 1) & !(align - 1) > MAX_SMALL_SIZE),
+                    None => {
+                        assert!(align > MAX_SMALL_SIZE || (size.max(1) + align - 1) & !(align - 1) > MAX_SMALL_SIZE)
+                    }
                 }
             }
             align *= 2;

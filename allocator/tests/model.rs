@@ -127,7 +127,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let align = 1usize << align_log2;
                 let layout = Layout::from_size_align(size, align).unwrap();
                 // SAFETY: valid layout; the model frees it with the same size and alignment.
-                let p = unsafe { if zeroed { A.alloc_zeroed(layout) } else { A.alloc(layout) } };
+                let p = unsafe {
+                    if zeroed {
+                        A.alloc_zeroed(layout)
+                    } else {
+                        A.alloc(layout)
+                    }
+                };
                 prop_assert!(!p.is_null());
                 if zeroed {
                     // SAFETY: fresh block of `size` bytes.
@@ -183,8 +189,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mid = snapshot();
     for c in 0..NUM_CLASSES {
         let live_model = (m.allocs[c] - m.frees[c]) as i64;
-        let live_counted =
-            (mid.classes[c].allocations - before.classes[c].allocations) as i64 - (mid.classes[c].frees - before.classes[c].frees) as i64;
+        let live_counted = (mid.classes[c].allocations - before.classes[c].allocations) as i64
+            - (mid.classes[c].frees - before.classes[c].frees) as i64;
         prop_assert_eq!(live_counted, live_model, "class {} live objects", c);
     }
     prop_assert_eq!(mid.global.large_objects as i64 - before.global.large_objects as i64, m.large_live);
@@ -197,7 +203,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     let after = snapshot();
     for c in 0..NUM_CLASSES {
-        prop_assert_eq!(after.classes[c].allocations - before.classes[c].allocations, m.allocs[c], "class {} allocations", c);
+        prop_assert_eq!(
+            after.classes[c].allocations - before.classes[c].allocations,
+            m.allocs[c],
+            "class {} allocations",
+            c
+        );
         prop_assert_eq!(after.classes[c].frees - before.classes[c].frees, m.frees[c], "class {} frees", c);
     }
     prop_assert_eq!(after.global.large_objects, before.global.large_objects);
