@@ -430,8 +430,10 @@ impl Heap {
         loop {
             // SAFETY: the caller gave the object up; its first word may hold the link.
             unsafe { (*obj).next = head };
-            // Release: pairs with the Acquire swap in `drain_pending`.
-            match self.pending.compare_exchange_weak(head, obj, Ordering::Release, Ordering::Relaxed) {
+            // SeqCst (includes Release, pairing with the Acquire swap in `drain_pending`): with the
+            // SeqCst load of `state` in `free_remote` and the SeqCst store/load pair in `park`,
+            // either the freer sees PARKED and helps, or the parker sees the pending object.
+            match self.pending.compare_exchange_weak(head, obj, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(h) => head = h,
             }
@@ -520,9 +522,10 @@ impl Heap {
             // SAFETY: taken from our own empty cache.
             segment::release_slab(unsafe { slab.as_ref() });
         }
-        // Release: pairs with the Acquire CAS in `adopt_or_create` / `help_parked`.
-        self.state.store(PARKED, Ordering::Release);
-        if !self.pending.load(Ordering::Relaxed).is_null() {
+        // SeqCst (includes Release, pairing with the Acquire CAS in `adopt_or_create` /
+        // `help_parked`); see `push_pending` for the store-buffer pattern this closes.
+        self.state.store(PARKED, Ordering::SeqCst);
+        if !self.pending.load(Ordering::SeqCst).is_null() {
             help_parked(self);
         }
     }
@@ -539,9 +542,10 @@ pub(crate) fn help_parked(heap: &Heap) {
         }
         heap.drain_pending();
         heap.sweep_closed();
-        // Release: pairs with the Acquire CAS of the next claimer or adopter.
-        heap.state.store(PARKED, Ordering::Release);
-        if heap.pending.load(Ordering::Acquire).is_null() {
+        // SeqCst (includes Release, pairing with the Acquire CAS of the next claimer or
+        // adopter); see `push_pending` for why the store and the load below are SeqCst.
+        heap.state.store(PARKED, Ordering::SeqCst);
+        if heap.pending.load(Ordering::SeqCst).is_null() {
             return;
         }
     }
@@ -659,7 +663,8 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
     if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
         // SAFETY: heaps are valid forever.
         let owner = unsafe { &*owner };
-        if owner.state.load(Ordering::Relaxed) == PARKED {
+        // SeqCst: see `push_pending`.
+        if owner.state.load(Ordering::SeqCst) == PARKED {
             help_parked(owner);
         }
     }

@@ -219,13 +219,17 @@ impl SlabMeta {
     /// `obj` must be a live object of this slab, and the caller must own the slab.
     #[inline]
     pub(crate) unsafe fn push_local(&self, obj: *mut FreeObj) -> (u32, bool) {
+        let used = self.used();
+        if used == 0 {
+            // More frees than allocations: a double free. Stop before the free list is corrupted.
+            crate::segment::invalid_pointer();
+        }
         let head = self.free.get();
         // SAFETY: the object is ours and no longer live, so its first word may hold the link.
         unsafe { (*obj).next = head };
         self.free.set(obj);
-        let used = self.used() - 1;
-        self.set_used(used);
-        (used, head.is_null())
+        self.set_used(used - 1);
+        (used - 1, head.is_null())
     }
 
     /// Owner, direct mode: moves every remotely freed object to the local free list.
@@ -259,7 +263,8 @@ impl SlabMeta {
             (*tail).next = self.free.get();
         }
         self.free.set(list);
-        self.set_used(self.used() - n);
+        let Some(used) = self.used().checked_sub(n) else { crate::segment::invalid_pointer() };
+        self.set_used(used);
         n
     }
 
