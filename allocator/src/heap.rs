@@ -234,7 +234,8 @@ impl Heap {
         }
         // SAFETY: `obj` heads the owner's local free list; its first word is the link.
         slab.free.set(unsafe { (*obj).next });
-        slab.set_used(slab.used() + 1);
+        // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
+        slab.set_used(slab.used().wrapping_add(1));
         bump_owned(&self.stats.allocs[class.index()]);
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(obj.cast()) })

@@ -198,13 +198,14 @@ impl SlabMeta {
             // SAFETY: objects on the local free list are free objects of this slab whose first
             // word was written by `push_local` (or `collect_remote`) as the link.
             self.free.set(unsafe { (*head).next });
-            self.set_used(self.used() + 1);
+            // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
+            self.set_used(self.used().wrapping_add(1));
             return Some((obj.cast(), false));
         }
         let bump = self.bump();
         if bump < self.end.get() {
             self.set_bump(bump + self.class().object_size() as u32);
-            self.set_used(self.used() + 1);
+            self.set_used(self.used().wrapping_add(1));
             let p = self.start().wrapping_add(bump as usize);
             // SAFETY: the slab start is non-null (inside a mapping), so is any offset into it.
             return Some((unsafe { NonNull::new_unchecked(p) }, self.zeroed()));
@@ -220,11 +221,12 @@ impl SlabMeta {
     #[inline]
     pub(crate) unsafe fn push_local(&self, obj: *mut FreeObj) -> (u32, bool) {
         let used = self.used();
-        if used == 0 {
-            // More frees than allocations: a double free. Stop before the free list is corrupted.
+        let head = self.free.get();
+        if used == 0 || head == obj {
+            // More frees than allocations, or the object is already the free list's head: a
+            // double free. Stop before the free list is corrupted.
             crate::segment::invalid_pointer();
         }
-        let head = self.free.get();
         // SAFETY: the object is ours and no longer live, so its first word may hold the link.
         unsafe { (*obj).next = head };
         self.free.set(obj);

@@ -25,7 +25,7 @@ use crate::slab::SlabState;
 /// Adds one to a counter that only the calling thread writes (Relaxed load + store).
 #[inline]
 pub(crate) fn bump_owned(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// Counters of one thread heap, written only by its owner.
