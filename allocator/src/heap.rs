@@ -222,7 +222,7 @@ impl Heap {
         if self.gen.get() != GEN.load(Ordering::Relaxed) {
             return None;
         }
-        let slab = self.bins[class.index()].get();
+        let slab = class.pick(&self.bins).get();
         if slab.is_null() {
             return None;
         }
@@ -236,7 +236,7 @@ impl Heap {
         slab.free.set(unsafe { (*obj).next });
         // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
         slab.set_used(slab.used().wrapping_add(1));
-        bump_owned(&self.stats.allocs[class.index()]);
+        bump_owned(class.pick(&self.stats.allocs));
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(obj.cast()) })
     }
@@ -641,7 +641,7 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         let heap = unsafe { &*h };
         // SAFETY: p is a live object of this slab, which we own.
         let (used, list_was_empty) = unsafe { s.push_local(p.cast()) };
-        bump_owned(&heap.stats.frees[s.class().index()]);
+        bump_owned(s.class().pick(&heap.stats.frees));
         if (used == 0 || list_was_empty) && s.state() != SlabState::Bin {
             heap.after_local_free(s, used);
         }

@@ -40,6 +40,17 @@ impl SizeClass {
         SLAB_SIZE / self.object_size()
     }
 
+    /// The entry of `table` for this class, without a bounds check (and so without a panic
+    /// branch on the allocation path).
+    #[inline(always)]
+    pub(crate) fn pick<T>(self, table: &[T; NUM_CLASSES]) -> &T {
+        debug_assert!(self.index() < NUM_CLASSES);
+        // SAFETY: a SizeClass is only made by `class_of_size` / `class_for` (whose results are
+        // below NUM_CLASSES, tested exhaustively), by `all()`, or from a slab's class byte, which
+        // is only ever written from a SizeClass (and is 0 in zeroed metadata).
+        unsafe { table.get_unchecked(self.index()) }
+    }
+
     /// Every class, smallest first.
     pub fn all() -> impl Iterator<Item = SizeClass> {
         (0..NUM_CLASSES as u8).map(SizeClass)
