@@ -1,0 +1,102 @@
+//! Thread exit: a thread's caches go back to the shared pool, the next thread adopts the parked
+//! heap instead of making a new one, and objects freed after their thread exited still drain
+//! its slabs back to the pool. One test per binary section, serialised (they read global counters).
+
+use std::sync::Mutex;
+use std::thread;
+
+use temporal_slab::{snapshot, TemporalSlab};
+
+#[global_allocator]
+static GLOBAL: TemporalSlab = TemporalSlab::new();
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn cached_empty() -> u64 {
+    snapshot().classes.iter().map(|c| c.cached_empty_slabs).sum()
+}
+
+#[test]
+fn exiting_thread_returns_its_slabs() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s0 = snapshot();
+    let cached0 = cached_empty();
+    thread::spawn(move || {
+        let v: Vec<Box<[u8; 128]>> = (0..80_000).map(|i| Box::new([i as u8; 128])).collect();
+        assert!(v.iter().enumerate().all(|(i, b)| b[127] == i as u8));
+        drop(v);
+        // The empty cache holds a few slabs while the thread lives.
+        assert!(cached_empty() > cached0, "no empty slab was cached");
+    })
+    .join()
+    .unwrap();
+    let s1 = snapshot();
+    assert!(cached_empty() <= cached0, "the exited thread kept empty slabs");
+    // ~10 MiB of 128 B objects = ~157 slabs, all back in the pool (purged).
+    assert!(
+        s1.global.pooled_slabs >= s0.global.pooled_slabs + 150,
+        "{} -> {}",
+        s0.global.pooled_slabs,
+        s1.global.pooled_slabs
+    );
+}
+
+#[test]
+fn new_threads_adopt_parked_heaps() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Warm up: make sure one parked heap exists.
+    thread::spawn(|| drop(vec![1u8; 100])).join().unwrap();
+    let h0 = snapshot().global.heaps;
+    for i in 0..50 {
+        thread::spawn(move || {
+            let s: String = (0..100).map(|j| char::from(b'a' + ((i + j) % 26) as u8)).collect();
+            assert_eq!(s.len(), 100);
+        })
+        .join()
+        .unwrap();
+    }
+    let h1 = snapshot().global.heaps;
+    assert!(h1 - h0 <= 2, "50 sequential threads created {} heaps", h1 - h0);
+}
+
+#[test]
+fn frees_after_the_owner_exited_drain_its_slabs() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let objs: Vec<Box<[u64; 32]>> = thread::spawn(|| (0..100_000).map(|i| Box::new([i; 32])).collect()).join().unwrap();
+    let s0 = snapshot();
+    for (i, o) in objs.iter().enumerate() {
+        assert!(o.iter().all(|&x| x == i as u64));
+    }
+    drop(objs);
+    let s1 = snapshot();
+    // 100k x 256 B = ~25 MiB = ~390 slabs, freed remotely into a parked heap and purged.
+    assert!(
+        s1.global.pooled_slabs >= s0.global.pooled_slabs + 350,
+        "pooled slabs {} -> {}",
+        s0.global.pooled_slabs,
+        s1.global.pooled_slabs
+    );
+    assert!(s1.global.madvise_bytes >= s0.global.madvise_bytes + 350 * 65536);
+}
+
+#[test]
+fn snapshot_serializes_with_every_section() {
+    let v = serde_json::to_value(snapshot()).unwrap();
+    assert_eq!(v["classes"].as_array().unwrap().len(), temporal_slab::size_class::NUM_CLASSES);
+    assert_eq!(v["epochs"].as_array().unwrap().len(), 16);
+    for key in ["mapped_bytes", "resident_bytes", "large_objects", "madvise_calls", "madvise_failures"] {
+        assert!(v["global"][key].is_u64(), "global.{key} missing");
+    }
+    for key in [
+        "allocations",
+        "frees",
+        "live_objects",
+        "partial_slabs",
+        "full_slabs",
+        "cached_empty_slabs",
+        "slow_path_cache_miss",
+        "slow_path_epoch_closed",
+    ] {
+        assert!(v["classes"][0][key].is_u64(), "classes[].{key} missing");
+    }
+}
