@@ -85,12 +85,24 @@ fn alloc_layout(layout: Layout) -> (*mut u8, bool) {
 /// `p` must be live and returned by this allocator.
 #[inline(always)]
 unsafe fn free_any(p: *mut u8) {
-    // SAFETY: caller guarantees p is ours and live.
-    let h = unsafe { heap::header(p) };
-    // SAFETY: `header` validated the magic, so the header is ours.
-    match unsafe { (*h).kind } {
+    let h = segment::header_of(p);
+    // SAFETY: every pointer we return has its (8-aligned) header at `header_of(p)`; reading its
+    // first 8 bytes checks magic and kind at once (see TAG_SMALL).
+    if unsafe { h.cast::<u64>().read() } == segment::TAG_SMALL {
         // SAFETY: a small-segment header; p lies in one of its slabs and is live.
-        KIND_SMALL => unsafe { heap::free_small(segment::slab_of(h, p), p) },
+        unsafe { heap::free_small(segment::slab_of(h, p), p) }
+    } else {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { free_not_small(p) }
+    }
+}
+
+#[cold]
+unsafe fn free_not_small(p: *mut u8) {
+    // SAFETY: caller guarantees p is ours and live; `header` validates the magic.
+    let h = unsafe { heap::header(p) };
+    // SAFETY: validated header.
+    match unsafe { (*h).kind } {
         // SAFETY: a large header of the live object p.
         KIND_LARGE => unsafe { large::free(h) },
         _ => segment::invalid_pointer(),

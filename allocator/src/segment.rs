@@ -31,6 +31,10 @@ pub(crate) const MAGIC: u32 = 0x7e5b_a11c;
 pub(crate) const KIND_SMALL: u32 = 1;
 pub(crate) const KIND_LARGE: u32 = 2;
 
+/// `magic` and `kind` of a small-segment header read as one little-endian u64: free checks
+/// both with a single compare.
+pub(crate) const TAG_SMALL: u64 = ((KIND_SMALL as u64) << 32) | MAGIC as u64;
+
 /// The first words of every header, small or large.
 #[repr(C)]
 pub(crate) struct Common {

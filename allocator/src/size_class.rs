@@ -84,8 +84,9 @@ const fn build_sizes() -> [u32; NUM_CLASSES] {
 
 /// Index of the class 1024 B; classes above it are found arithmetically.
 const CLASS_1024: usize = 23;
-/// `LUT[(size + 7) / 8]` is the class of `size` for `size <= 1024`.
-static LUT: [u8; 129] = build_lut();
+/// `LUT[(size + 7) / 8]` is the class of `size` for `size <= 1024`. A `const`, not a `static`,
+/// so the table is emitted into the calling crate and read RIP-relative (no GOT load).
+const LUT: [u8; 129] = build_lut();
 
 const fn build_lut() -> [u8; 129] {
     let mut lut = [0u8; 129];
