@@ -8,8 +8,9 @@
 //! address and the header sits `SEGMENT_SIZE` below it, inside the same mapping.
 //!
 //! The cache: freed mappings (alignment below `SEGMENT_SIZE`, at most [`CACHE_MAX_ENTRY`] bytes)
-//! are kept, resident, for reuse by a later request of up to the same size (and no less than
-//! half of it), up to [`CACHE_MAX_BYTES`] in all; entries unused for [`CACHE_DECAY_NS`] are
+//! are kept, resident, up to [`CACHE_MAX_BYTES`] in all; a later request takes the smallest one
+//! that fits (trimming a large excess) or grows the largest with
+//! `mremap`, so its pages are reused without faults. Entries unused for [`CACHE_DECAY_NS`] are
 //! unmapped at the next large operation. Repeated large alloc/free therefore does not page-fault
 //! the way eager returners do, while a burst of large frees costs at most 64 MiB of RSS for a
 //! second.
@@ -29,6 +30,9 @@ pub const CACHE_MAX_ENTRY: usize = 32 << 20;
 /// Age after which a cached mapping is unmapped.
 pub const CACHE_DECAY_NS: u64 = 1_000_000_000;
 const CACHE_SLOTS: usize = 16;
+/// A cached mapping reused for a smaller request keeps up to this much (or the request's size,
+/// if larger) of spare room before its tail is unmapped.
+const TRIM_SLACK: usize = 1 << 20;
 
 /// Header of a large mapping.
 #[repr(C)]
@@ -99,24 +103,67 @@ fn unmap_all(entries: &[Entry]) {
     }
 }
 
-/// Takes a cached mapping of at least `len` bytes (and at most twice that).
+/// Takes a cached mapping and fits it to `len` bytes: the smallest one that is large enough
+/// (its tail unmapped when the spare room exceeds both `len` and [`TRIM_SLACK`]), else the
+/// largest one, grown with
+/// `mremap`. Either way its pages are already resident, so the new object does not fault them.
 fn cache_take(len: usize) -> Option<Entry> {
     let mut expired = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
     let now = os::monotonic_ns();
     let (found, k) = {
         let mut c = CACHE.lock();
         let k = c.expire(now, &mut expired);
-        let mut best: Option<usize> = None;
-        for i in 0..c.n {
-            let e = c.entries[i];
-            if e.len >= len && e.len / 2 <= len && best.is_none_or(|b| c.entries[b].len > e.len) {
-                best = Some(i);
-            }
-        }
-        (best.map(|i| c.remove(i)), k)
+        let fits = (0..c.n).filter(|&i| c.entries[i].len >= len).min_by_key(|&i| c.entries[i].len);
+        let pick = fits.or_else(|| (0..c.n).max_by_key(|&i| c.entries[i].len));
+        (pick.map(|i| c.remove(i)), k)
     };
     unmap_all(&expired[..k]);
-    found
+    let mut e = found?;
+    // Trim only a large excess: re-trimming and re-growing on every reuse would fault the pages
+    // back in, which is the cost this cache exists to avoid.
+    if e.len - len.min(e.len) > len.max(TRIM_SLACK) {
+        // SAFETY: the tail of a cached mapping is ours and unused.
+        unsafe { OS.unmap(NonNull::new_unchecked(e.start.wrapping_add(len)), e.len - len) };
+        GLOBAL.large_mapped_bytes.fetch_sub((e.len - len) as u64, Ordering::Relaxed);
+        e.len = len;
+    } else if e.len < len {
+        // SAFETY: the cached mapping is ours and holds nothing live.
+        match unsafe { grow_mapping(e.start, e.len, len) } {
+            Some(start) => {
+                e.start = start;
+                e.len = len;
+            }
+            None => {
+                unmap_all(&[e]);
+                return None;
+            }
+        }
+    }
+    Some(e)
+}
+
+/// Grows the mapping `[start, start + old_len)` to `new_len` bytes, in place if the address
+/// space after it is free, else by moving its pages (no copy) to a fresh `SEGMENT_SIZE`-aligned
+/// range. Returns the (possibly new) start; `None` leaves the old mapping as it was.
+///
+/// # Safety
+/// The range must be one mapping of ours, starting at a `SEGMENT_SIZE`-aligned address.
+unsafe fn grow_mapping(start: *mut u8, old_len: usize, new_len: usize) -> Option<*mut u8> {
+    // SAFETY: the caller guarantees the mapping is ours; growing in place moves nothing.
+    if unsafe { os::remap(NonNull::new_unchecked(start), old_len, new_len, None) } {
+        GLOBAL.large_mapped_bytes.fetch_add((new_len - old_len) as u64, Ordering::Relaxed);
+        return Some(start);
+    }
+    // Reserve an aligned range, then move the pages onto it.
+    let to = OS.map(new_len, SEGMENT_SIZE)?;
+    // SAFETY: `to` is our fresh mapping of `new_len` bytes, holding nothing; the old one is ours.
+    if unsafe { os::remap(NonNull::new_unchecked(start), old_len, new_len, Some(to)) } {
+        GLOBAL.large_mapped_bytes.fetch_add((new_len - old_len) as u64, Ordering::Relaxed);
+        return Some(to.as_ptr());
+    }
+    // SAFETY: the reservation is ours and unused.
+    unsafe { OS.unmap(to, new_len) };
+    None
 }
 
 /// Keeps a freed mapping in the cache, or unmaps it.
@@ -284,27 +331,13 @@ pub(crate) unsafe fn realloc(header: *mut Common, p: *mut u8, new_size: usize) -
         return ptr::null_mut();
     }
     let old_len = h.map_len;
-    // SAFETY: the mapping [start, start + map_len) is ours; growing in place moves nothing.
-    if unsafe { os::remap(NonNull::new_unchecked(h.map_start), old_len, need, None) } {
-        GLOBAL.large_mapped_bytes.fetch_add((need - old_len) as u64, Ordering::Relaxed);
-        h.map_len = need;
-        resized(h);
-        return p;
-    }
-    // Move the pages to a fresh SEGMENT_SIZE-aligned range: reserve it, then remap onto it.
-    let Some(to) = OS.map(need, SEGMENT_SIZE) else { return ptr::null_mut() };
-    let from = h.map_start;
-    // SAFETY: `to` is our fresh mapping of `need` bytes, holding nothing; the old mapping is ours.
-    if unsafe { os::remap(NonNull::new_unchecked(from), old_len, need, Some(to)) } {
-        GLOBAL.large_mapped_bytes.fetch_add((need - old_len) as u64, Ordering::Relaxed);
-        // SAFETY: the header moved with the pages to the start of the new mapping.
-        let nh = unsafe { &mut *to.as_ptr().cast::<LargeHeader>() };
-        nh.map_start = to.as_ptr();
-        nh.map_len = need;
-        resized(nh);
-        return to.as_ptr().wrapping_add(nh.offset);
-    }
-    // SAFETY: the reservation is ours and unused.
-    unsafe { OS.unmap(to, need) };
-    ptr::null_mut()
+    // SAFETY: the mapping is ours, starts at the SEGMENT_SIZE-aligned header, and the object in
+    // it is ours to move; the header moves with the pages.
+    let Some(start) = (unsafe { grow_mapping(h.map_start, old_len, need) }) else { return ptr::null_mut() };
+    // SAFETY: the header sits at the start of the (possibly moved) mapping.
+    let nh = unsafe { &mut *start.cast::<LargeHeader>() };
+    nh.map_start = start;
+    nh.map_len = need;
+    resized(nh);
+    start.wrapping_add(nh.offset)
 }
