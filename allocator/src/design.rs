@@ -12,7 +12,14 @@
 //!   32 B up. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
 //!   whose size is a multiple of `align` serves that alignment.
 //! - **Thread heaps** (`heap.rs`): per thread, per class one bin (allocation slab), partial lists
-//!   per (epoch slot, class), a draining list, a cache of at most 4 empty slabs.
+//!   per (epoch slot, class), a draining list for slabs of finished epochs.
+//! - **Global slab pool** (`segment.rs`): empty slabs, either *warm* (unpurged, at most 256 =
+//!   16 MiB, each purged after 0.5 s unused) or purged. An emptied slab of an active epoch goes
+//!   warm; of a closing epoch, or of an exiting thread, is purged at once.
+//! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered eras; per-slot refcount and
+//!   label in the epoch ring; a bounded label registry.
+//! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges warm slabs and large
+//!   mappings idle for 0.5 s and drains parked heaps, and runs the optional automatic advance.
 //!
 //! # Invariants
 //!
@@ -46,6 +53,7 @@
 //! | `epoch::GEN` | `fetch_add` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |
 //! | `epoch::CURRENT_ERA` | store in advance | Release | `epoch::current` and refresh (Acquire) |
 //! | `SpinLock::locked` | swap true | Acquire | store false on unlock (Release) |
+//! | `Slot::refcount` | domain enter `fetch_add` | Relaxed | a gauge; the exit's `fetch_sub` is AcqRel so the last guard's auto-close sees every guard's exit |
 //! | counters, `used`, `state`, `class`, `era`, `bump` | load / store | Relaxed | none: read by snapshots, which are not atomic across counters |
 //!
 //! # Known limits
@@ -56,3 +64,14 @@
 //!   keeps its share until it exits.
 //! - Frees from other threads into a slab that is not its owner's bin are applied when the owner
 //!   next takes its slow path (or at once, by the freeing thread, if the owner has exited).
+//! - Entering or leaving a domain makes the thread's next allocation retire its current slabs
+//!   (one pass over the 44 classes): cheap per request, not per allocation.
+//!
+//! # MADV_DONTNEED, not MADV_FREE
+//!
+//! Purged pages leave RSS at once, so the RSS an operator sees and the allocator's resident
+//! estimate (touched pages of every slab not purged, segment headers, large mappings, heaps) agree:
+//! the tests hold the estimate within 5% of the RSS the allocator causes. With `MADV_FREE` the
+//! kernel would keep the pages counted in RSS until memory pressure, and the estimate would have
+//! to guess when they go; it would also lose the guarantee that purged pages read as zero,
+//! which lets `alloc_zeroed` skip its memset on purged slabs.

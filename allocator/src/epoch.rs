@@ -1,7 +1,10 @@
 //! Epochs: a 16-slot ring of ACTIVE / CLOSING epochs, named by a monotonic 64-bit era.
 //!
 //! An epoch *is* its era: eras count up from 1 and era `e` lives in ring slot `(e - 1) % 16`.
-//! [`advance`] makes the current epoch CLOSING and opens the next era in the next slot;
+//! Several epochs may be ACTIVE at once: the current one (where allocations outside domains go)
+//! and those of epoch domains. Opening an epoch takes the next slot that is not ACTIVE (the era
+//! skips ahead to it), so a global advance never takes a live domain's slot.
+//! [`advance`] makes the current epoch CLOSING and opens the next one;
 //! [`close`] purges the empty slabs of a CLOSING epoch. Slabs remember their era, so when the
 //! ring wraps onto a slot whose older-era slabs are still live, those slabs are recognised as
 //! belonging to a finished epoch and are never allocated from again: they only drain.
@@ -66,16 +69,73 @@ pub(crate) struct Slot {
     pub(crate) opened_ns: AtomicU64,
     /// Bumped by every `close` of this slot; heaps compare it with what they last swept.
     pub(crate) close_seq: AtomicU64,
+    /// Live domain guards on this era (gauge).
+    pub(crate) refcount: AtomicU64,
+    /// Label id of the era, or `domain::NO_LABEL`.
+    pub(crate) label: AtomicU64,
+    /// Close telemetry of this era (counters, reset when the slot opens a new era).
+    pub(crate) close_calls: AtomicU64,
+    pub(crate) close_scanned_slabs: AtomicU64,
+    pub(crate) close_recycled_slabs: AtomicU64,
+    pub(crate) purged_bytes: AtomicU64,
+    pub(crate) close_total_ns: AtomicU64,
+    /// The last close of this era: duration, bytes purged during it, RSS around it (0 when RSS
+    /// reading is off).
+    pub(crate) last_close_ns: AtomicU64,
+    pub(crate) last_close_purged_bytes: AtomicU64,
+    pub(crate) rss_before_close: AtomicU64,
+    pub(crate) rss_after_close: AtomicU64,
 }
+
+#[allow(clippy::declare_interior_mutable_const)]
+const Z: AtomicU64 = AtomicU64::new(0);
 
 impl Slot {
     const fn new(era: u64, state: u8) -> Slot {
         Slot {
             era: AtomicU64::new(era),
             state: AtomicU8::new(state),
-            opened_ns: AtomicU64::new(0),
-            close_seq: AtomicU64::new(0),
+            opened_ns: Z,
+            close_seq: Z,
+            refcount: Z,
+            label: AtomicU64::new(crate::domain::NO_LABEL),
+            close_calls: Z,
+            close_scanned_slabs: Z,
+            close_recycled_slabs: Z,
+            purged_bytes: Z,
+            close_total_ns: Z,
+            last_close_ns: Z,
+            last_close_purged_bytes: Z,
+            rss_before_close: Z,
+            rss_after_close: Z,
         }
+    }
+
+    /// Resets what belongs to one era (under the epoch lock, when the slot opens a new era).
+    fn reset_for(&self, era: u64) {
+        self.era.store(era, Ordering::Relaxed);
+        self.opened_ns.store(crate::os::monotonic_ns(), Ordering::Relaxed);
+        self.refcount.store(0, Ordering::Relaxed);
+        self.label.store(crate::domain::NO_LABEL, Ordering::Relaxed);
+        for c in [
+            &self.close_calls,
+            &self.close_scanned_slabs,
+            &self.close_recycled_slabs,
+            &self.purged_bytes,
+            &self.close_total_ns,
+            &self.last_close_ns,
+            &self.last_close_purged_bytes,
+            &self.rss_before_close,
+            &self.rss_after_close,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot, if it still holds `era`.
+    pub(crate) fn holding(era: u64) -> Option<&'static Slot> {
+        let slot = &RING[slot_of(era)];
+        (slot.era.load(Ordering::Relaxed) == era).then_some(slot)
     }
 
     pub(crate) fn state(&self) -> Option<EpochState> {
@@ -95,6 +155,8 @@ pub(crate) static RING: [Slot; EPOCH_SLOTS] = {
 
 /// The era of the current epoch.
 pub(crate) static CURRENT_ERA: AtomicU64 = AtomicU64::new(1);
+/// The highest era opened so far (the current one or a domain's).
+static LAST_ERA: AtomicU64 = AtomicU64::new(1);
 /// Bumped by every advance and close; heaps compare it on each allocation.
 pub(crate) static GEN: AtomicU64 = AtomicU64::new(1);
 /// Serialises advance and close.
@@ -121,17 +183,40 @@ pub fn advance() -> EpochId {
 
 fn advance_locked() -> EpochId {
     let old = CURRENT_ERA.load(Ordering::Relaxed);
-    let new = old + 1;
     RING[slot_of(old)].state.store(CLOSING, Ordering::Relaxed);
-    let slot = &RING[slot_of(new)];
-    slot.era.store(new, Ordering::Relaxed);
-    slot.opened_ns.store(crate::os::monotonic_ns(), Ordering::Relaxed);
-    slot.state.store(ACTIVE, Ordering::Relaxed);
+    let new = open_locked();
     // Release: pairs with the Acquire loads of CURRENT_ERA / GEN in `current` and heap refresh,
     // so a thread that sees the new generation sees the slot states written above.
     CURRENT_ERA.store(new, Ordering::Release);
     GEN.fetch_add(1, Ordering::Release);
     EpochId(new)
+}
+
+/// Opens a new era, ACTIVE, in the next ring slot that does not hold an ACTIVE epoch (the
+/// global current or a domain's), so opening never takes a live domain's slot while another
+/// is free. Eras stay monotonic; they skip the numbers whose slot was busy. With all 16 slots
+/// ACTIVE, the slot after the last opened one is taken anyway: its era passes (counted).
+fn open_locked() -> u64 {
+    let last = LAST_ERA.load(Ordering::Relaxed);
+    let mut era = last + 1;
+    while era <= last + EPOCH_SLOTS as u64 && RING[slot_of(era)].state.load(Ordering::Relaxed) == ACTIVE {
+        era += 1;
+    }
+    if era > last + EPOCH_SLOTS as u64 {
+        era = last + 1;
+        crate::stats::GLOBAL.ring_overflows.fetch_add(1, Ordering::Relaxed);
+    }
+    let slot = &RING[slot_of(era)];
+    slot.reset_for(era);
+    slot.state.store(ACTIVE, Ordering::Relaxed);
+    LAST_ERA.store(era, Ordering::Relaxed);
+    era
+}
+
+/// Opens a new ACTIVE epoch without changing the current one (for a domain).
+pub(crate) fn open() -> EpochId {
+    let _g = LOCK.lock();
+    EpochId(open_locked())
 }
 
 /// Closes `epoch`: it takes no new allocations (if it is the current epoch, [`advance`] runs
@@ -142,12 +227,16 @@ fn advance_locked() -> EpochId {
 /// The calling thread's slabs and those of exited threads are swept before this returns; other
 /// live threads sweep theirs at their next allocation.
 pub fn close(epoch: EpochId) {
+    let t0 = crate::os::monotonic_ns();
+    let rss_on = RSS_ON_CLOSE.load(Ordering::Relaxed);
+    let rss0 = if rss_on { crate::os::rss_bytes() } else { 0 };
+    let slot = &RING[epoch.index()];
+    let purged0 = slot.purged_bytes.load(Ordering::Relaxed);
     {
         let _g = LOCK.lock();
         if epoch.0 == CURRENT_ERA.load(Ordering::Relaxed) {
             advance_locked();
         }
-        let slot = &RING[epoch.index()];
         if slot.era.load(Ordering::Relaxed) == epoch.0 {
             slot.state.store(CLOSING, Ordering::Relaxed);
         }
@@ -155,8 +244,46 @@ pub fn close(epoch: EpochId) {
         // Release: pairs with the Acquire load of GEN in heap refresh.
         GEN.fetch_add(1, Ordering::Release);
     }
-    crate::stats::GLOBAL.epoch_close_calls.fetch_add(1, Ordering::Relaxed);
     crate::heap::sweep_after_close();
+    // Empty slabs of this epoch kept warm in the pool go back to the OS too.
+    let warm_purged = crate::segment::purge_warm_of(epoch.0);
+    if let Some(slot) = Slot::holding(epoch.0) {
+        slot.purged_bytes.fetch_add(warm_purged as u64, Ordering::Relaxed);
+    }
+    let rss1 = if rss_on { crate::os::rss_bytes() } else { 0 };
+    let dt = crate::os::monotonic_ns().saturating_sub(t0);
+    let g = &crate::stats::GLOBAL;
+    g.epoch_close_calls.fetch_add(1, Ordering::Relaxed);
+    g.epoch_close_total_ns.fetch_add(dt, Ordering::Relaxed);
+    if slot.era.load(Ordering::Relaxed) == epoch.0 {
+        let purged = slot.purged_bytes.load(Ordering::Relaxed).saturating_sub(purged0);
+        slot.close_calls.fetch_add(1, Ordering::Relaxed);
+        slot.close_total_ns.fetch_add(dt, Ordering::Relaxed);
+        slot.last_close_ns.store(dt, Ordering::Relaxed);
+        slot.last_close_purged_bytes.store(purged, Ordering::Relaxed);
+        slot.rss_before_close.store(rss0, Ordering::Relaxed);
+        slot.rss_after_close.store(rss1, Ordering::Relaxed);
+        g.last_close_era.store(epoch.0, Ordering::Relaxed);
+        g.last_close_ns.store(dt, Ordering::Relaxed);
+        g.last_close_purged_bytes.store(purged, Ordering::Relaxed);
+        g.last_close_rss_before.store(rss0, Ordering::Relaxed);
+        g.last_close_rss_after.store(rss1, Ordering::Relaxed);
+    }
+}
+
+static RSS_ON_CLOSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns reading RSS (from `/proc/self/statm`, about 5 us) before and after every
+/// [`close`] on or off; it is off by default and is never done on the allocation path. The
+/// environment variable `TSLAB_RSS_ON_CLOSE=1` turns it on at the first close.
+pub fn set_rss_on_close(on: bool) {
+    RSS_ON_CLOSE.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn configure_from_env() {
+    if crate::reclaim::env_is_on(c"TSLAB_RSS_ON_CLOSE") {
+        RSS_ON_CLOSE.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The state of the epoch's ring slot, or `None` when the slot now holds another era.

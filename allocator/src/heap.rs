@@ -2,12 +2,13 @@
 //!
 //! Each thread that allocates gets a [`Heap`] (adopting a parked one when it can). A heap owns
 //! its slabs: per size class one *bin* (the slab it allocates from, in the heap's current epoch),
-//! partial lists per (epoch slot, class), a draining list for slabs of finished epochs, and a
-//! bounded cache of empty slabs ([`EMPTY_CACHE`]). Only the owning thread touches these; other
+//! partial lists per (epoch slot, class) and a draining list for slabs of finished epochs. Empty
+//! slabs go back to the global pool at once (kept warm there, bounded and decaying, see
+//! `segment.rs`). Only the owning thread touches these; other
 //! threads reach a heap only through its atomic `pending` stack (see `slab.rs`).
 //!
 //! Life cycle: a heap is LIVE while its thread runs. When the thread exits, a thread-local guard
-//! *parks* it: pending frees are applied, bins retired, empty slabs purged back to the global
+//! *parks* it: pending frees are applied, bins retired, empty slabs returned to the global
 //! pool, and the heap waits, with its partly used slabs, to be adopted by the next new thread.
 //! While parked, a thread that frees into it claims it briefly to apply the free, so the memory
 //! of exited threads still drains and is purged. Heaps are never unmapped, so a pointer to one
@@ -21,19 +22,13 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
-use crate::epoch::{self, slot_of, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
+use crate::epoch::{self, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
 use crate::os::{PageSource, OS};
 use crate::segment::{self, header_of, slab_of, Common};
 use crate::size_class::{SizeClass, NUM_CLASSES};
 use crate::slab::{FreeObj, SlabMeta, SlabState};
 use crate::stats::{bump_owned, HeapStats, GLOBAL};
 use crate::sync::SpinLock;
-
-/// Empty slabs a heap keeps unpurged for reuse (64 x 64 KiB = 4 MiB); beyond this, empty slabs
-/// go back to the OS at once. Large enough that a thread that repeatedly fills and frees a few
-/// MiB does not page-fault on every round (a cache of 4 cost 8-14x on such batches), small
-/// enough to bound what an idle thread holds.
-pub(crate) const EMPTY_CACHE: u32 = 64;
 
 const LIVE: u8 = 0;
 const PARKED: u8 = 1;
@@ -50,14 +45,8 @@ pub(crate) struct Heap {
     gen: Cell<u64>,
     /// Owner-only: the era new allocations go to (0: not yet chosen).
     era: Cell<u64>,
-    /// Owner-only: a domain's era that overrides the global current epoch (0: none).
-    pub(crate) domain_era: Cell<u64>,
     /// Owner-only: true while parking or parked, so emptied slabs go back to the pool.
     releasing: Cell<bool>,
-    /// Owner-only: number of slabs on the empty cache.
-    empty_count: Cell<u32>,
-    /// Owner-only: empty slabs, any class.
-    empty: List,
     /// Owner-only: slabs of finished epochs that still hold live objects, any class.
     draining: List,
     /// Owner-only: slabs with room, per epoch slot and class (notify mode).
@@ -84,6 +73,19 @@ thread_local! {
     static TLS_STATE: Cell<u8> = const { Cell::new(0) };
     /// Parks the heap when the thread exits.
     static GUARD: ParkOnExit = const { ParkOnExit };
+    /// The era of the innermost domain this thread is in (0: none); see `domain.rs`.
+    static DOMAIN_ERA: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Sends this thread's allocations to `era` (0: back to the global current epoch). The heap
+/// switches at its next allocation.
+pub(crate) fn set_domain_era(era: u64) {
+    let _ = DOMAIN_ERA.try_with(|d| d.set(era));
+    let h = current_if_any();
+    if !h.is_null() {
+        // SAFETY: our own live heap; `gen` is an owner-only field.
+        unsafe { (*h).gen.set(0) };
+    }
 }
 
 struct ParkOnExit;
@@ -261,16 +263,17 @@ impl Heap {
             Some(x) => x,
             None => {
                 bump_owned(&self.stats.slow_cache_miss[c]);
-                let slab = self.take_empty().or_else(|| {
-                    let s = segment::acquire_slab()?;
-                    GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
-                    Some(s)
-                })?;
-                // SAFETY: an empty slab from our cache or the pool: nobody else refers to it.
+                let slab = segment::acquire_slab()?;
+                GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
+                // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
                 slab.format(class, self.era.get(), ptr::from_ref(self).cast_mut());
                 self.bins[c].set(ptr::from_ref(slab).cast_mut());
-                slab.pop()?
+                let got = slab.pop()?;
+                bump_owned(&self.stats.allocs[c]);
+                // Last, with this heap's state consistent: this may advance and close epochs.
+                crate::reclaim::on_new_slab(crate::size_class::SLAB_SIZE as u64);
+                return Some(got);
             }
         };
         bump_owned(&self.stats.allocs[c]);
@@ -377,27 +380,18 @@ impl Heap {
         }
     }
 
-    /// Owner: an empty slab that is on no list: keep it warm or purge it.
-    fn slab_emptied(&self, slab: &SlabMeta) {
-        let c = slab.class().index();
+    /// Owner: an empty slab that is on no list goes back to the pool: warm while its epoch is
+    /// active, purged at once when its epoch is closing or the heap is being handed back.
+    fn slab_emptied(&self, slab: &SlabMeta) -> usize {
+        let c = slab.class();
         let era = slab.era.load(Ordering::Relaxed);
-        if !self.releasing.get() && self.empty_count.get() < EMPTY_CACHE && epoch::is_active(era) {
-            slab.set_state(SlabState::Empty);
-            push(&self.empty, slab);
-            self.empty_count.set(self.empty_count.get() + 1);
-            bump_owned(&self.stats.empty_recycled[c]);
-        } else {
-            bump_owned(&self.stats.empty_overflowed[c]);
-            segment::release_slab(slab);
+        let keep_warm = !self.releasing.get() && epoch::is_active(era);
+        bump_owned(c.pick(if keep_warm { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
+        let purged = segment::release_slab(slab, keep_warm);
+        if let Some(slot) = Slot::holding(era) {
+            slot.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed);
         }
-    }
-
-    fn take_empty(&self) -> Option<NonNull<SlabMeta>> {
-        let slab = NonNull::new(self.empty.get())?;
-        // SAFETY: the empty cache holds slabs this heap owns.
-        unlink(&self.empty, unsafe { slab.as_ref() });
-        self.empty_count.set(self.empty_count.get() - 1);
-        Some(slab)
+        purged
     }
 
     /// Owner: applies every pending remote free.
@@ -448,7 +442,7 @@ impl Heap {
     fn refresh(&self) -> bool {
         // Acquire: pairs with the Release increments of GEN in `epoch`.
         self.gen.set(GEN.load(Ordering::Acquire));
-        let mut want = self.domain_era.get();
+        let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);
         if want == 0 || !epoch::is_active(want) {
             want = CURRENT_ERA.load(Ordering::Acquire);
         }
@@ -490,7 +484,7 @@ impl Heap {
             }
             self.seen_close[slot].set(seq);
             self.drain_pending();
-            let (mut scanned, mut recycled) = (0u64, 0u64);
+            let (mut scanned, mut recycled, mut purged) = (0u64, 0u64, 0u64);
             for head in &self.partial[slot] {
                 let mut p = head.get();
                 while !p.is_null() {
@@ -504,7 +498,7 @@ impl Heap {
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
-                        segment::release_slab(slab);
+                        purged += segment::release_slab(slab, false) as u64;
                     } else {
                         self.file_draining(slab);
                     }
@@ -512,6 +506,12 @@ impl Heap {
             }
             GLOBAL.epoch_close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
             GLOBAL.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
+            // Only the era still in the slot gets the figures (a passed era has no row).
+            if ring.state() == Some(epoch::EpochState::Closing) {
+                ring.close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
+                ring.close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
+                ring.purged_bytes.fetch_add(purged, Ordering::Relaxed);
+            }
         }
     }
 
@@ -521,10 +521,6 @@ impl Heap {
         self.drain_pending();
         for class in SizeClass::all() {
             self.retire_bin(class);
-        }
-        while let Some(slab) = self.take_empty() {
-            // SAFETY: taken from our own empty cache.
-            segment::release_slab(unsafe { slab.as_ref() });
         }
         // SeqCst (includes Release, pairing with the Acquire CAS in `adopt_or_create` /
         // `help_parked`); see `push_pending` for the store-buffer pattern this closes.
@@ -555,14 +551,8 @@ pub(crate) fn help_parked(heap: &Heap) {
     }
 }
 
-/// After `epoch::close`: sweep this thread's heap and every parked heap now; live heaps of other
-/// threads sweep at their next allocation (GEN changed).
-pub(crate) fn sweep_after_close() {
-    let me = current_if_any();
-    if !me.is_null() {
-        // SAFETY: our own live heap.
-        unsafe { (*me).refresh() };
-    }
+/// Applies the pending frees (and closes) of every parked heap (the reclaimer's pass).
+pub(crate) fn help_all_parked() {
     // Acquire: pairs with the Release CAS in `push_heap`.
     let mut h = HEAPS.load(Ordering::Acquire);
     while !h.is_null() {
@@ -573,6 +563,17 @@ pub(crate) fn sweep_after_close() {
         }
         h = heap.next.load(Ordering::Acquire);
     }
+}
+
+/// After `epoch::close`: sweep this thread's heap and every parked heap now; live heaps of other
+/// threads sweep at their next allocation (GEN changed).
+pub(crate) fn sweep_after_close() {
+    let me = current_if_any();
+    if !me.is_null() {
+        // SAFETY: our own live heap.
+        unsafe { (*me).refresh() };
+    }
+    help_all_parked();
     if let Some(fb) = FALLBACK.try_lock() {
         if !fb.0.is_null() {
             // SAFETY: the fallback heap is only used under its lock, which we hold.

@@ -28,7 +28,7 @@ pub const CACHE_MAX_BYTES: usize = 64 << 20;
 /// Largest mapping the cache keeps.
 pub const CACHE_MAX_ENTRY: usize = 32 << 20;
 /// Age after which a cached mapping is unmapped.
-pub const CACHE_DECAY_NS: u64 = 1_000_000_000;
+pub const CACHE_DECAY_NS: u64 = 500_000_000;
 const CACHE_SLOTS: usize = 16;
 /// A cached mapping reused for a smaller request keeps up to this much (or the request's size,
 /// if larger) of spare room before its tail is unmapped.
@@ -198,6 +198,13 @@ fn cache_put(start: *mut u8, len: usize) {
     }
 }
 
+/// Unmaps cached mappings older than [`CACHE_DECAY_NS`] (the reclaimer's pass).
+pub(crate) fn decay(now: u64) {
+    let mut expired = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
+    let k = CACHE.lock().expire(now, &mut expired);
+    unmap_all(&expired[..k]);
+}
+
 /// Unmaps every cached mapping (for `trim`-like calls and tests).
 pub fn purge_cache() {
     let mut all = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
@@ -221,6 +228,7 @@ fn offset_for(align: usize) -> usize {
 /// Allocates a large object. Returns null when the size overflows or the OS refuses.
 /// The bool says whether the bytes are known to be zero.
 pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+    crate::reclaim::ensure_started();
     let page = OS.page_size();
     let Some(body) = size.max(1).checked_next_multiple_of(page) else { return (ptr::null_mut(), false) };
     let (offset, map_align) = if align < SEGMENT_SIZE { (offset_for(align), SEGMENT_SIZE) } else { (align, align) };

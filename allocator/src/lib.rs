@@ -20,10 +20,12 @@
 #![warn(missing_docs)]
 
 pub mod design;
+mod domain;
 pub mod epoch;
 mod heap;
 pub mod large;
 pub mod os;
+pub mod reclaim;
 mod segment;
 pub mod size_class;
 mod slab;
@@ -33,7 +35,9 @@ mod sync;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
+pub use domain::{label_count, DomainGuard, EpochDomain, LABEL_MAX, MAX_LABELS, OVERFLOW_LABEL};
 pub use epoch::EpochId;
+pub use reclaim::AutoAdvance;
 pub use stats::{snapshot, Snapshot};
 
 use segment::{KIND_LARGE, KIND_SMALL};
@@ -43,22 +47,44 @@ use size_class::{class_for, SizeClass};
 /// `#[global_allocator] static GLOBAL: TemporalSlab = TemporalSlab::new();`.
 ///
 /// All instances share one process-wide state, so any instance frees what another allocated.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct TemporalSlab {
-    _private: (),
+    auto_advance: AutoAdvance,
+}
+
+impl Default for TemporalSlab {
+    fn default() -> Self {
+        TemporalSlab::new()
+    }
 }
 
 impl TemporalSlab {
     /// The allocator; `const` so it can initialise a `static`.
     pub const fn new() -> Self {
-        TemporalSlab { _private: () }
+        TemporalSlab { auto_advance: AutoAdvance::Off }
     }
+
+    /// Advances (and closes) epochs automatically, by time or by volume of new slabs; see
+    /// [`reclaim`] for the trade-off. The environment variables `TSLAB_AUTO_ADVANCE_MS` and
+    /// `TSLAB_AUTO_ADVANCE_MIB` override this. Applied at the first allocation.
+    pub const fn with_auto_advance(self, auto_advance: AutoAdvance) -> Self {
+        TemporalSlab { auto_advance }
+    }
+}
+
+/// Gives back to the OS now everything not in use: warm empty slabs, the large-object cache,
+/// and what exited threads hold. (The reclaimer thread does the same for memory idle for
+/// 0.5 s.)
+pub fn trim() {
+    segment::decay_warm(0, 0);
+    large::purge_cache();
+    heap::help_all_parked();
 }
 
 /// One object of `class`: from this thread's heap, or the shared fallback heap when the thread
 /// has none. Returns the object (or null) and whether its bytes are known to be zero.
 #[inline(always)]
-fn alloc_small(class: SizeClass) -> (*mut u8, bool) {
+fn alloc_small(class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
     let h = heap::current();
     if !h.is_null() {
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
@@ -66,15 +92,16 @@ fn alloc_small(class: SizeClass) -> (*mut u8, bool) {
         if let Some(p) = heap.try_alloc_fast(class) {
             return (p.as_ptr(), false);
         }
+        reclaim::configure(config.auto_advance);
         return heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
     }
     heap::alloc_fallback(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z))
 }
 
 #[inline(always)]
-fn alloc_layout(layout: Layout) -> (*mut u8, bool) {
+fn alloc_layout(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
     match class_for(layout.size(), layout.align()) {
-        Some(class) => alloc_small(class),
+        Some(class) => alloc_small(class, config),
         None => large::alloc(layout.size(), layout.align()),
     }
 }
@@ -133,12 +160,12 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 unsafe impl GlobalAlloc for TemporalSlab {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        alloc_layout(layout).0
+        alloc_layout(layout, self).0
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (p, zeroed) = alloc_layout(layout);
+        let (p, zeroed) = alloc_layout(layout, self);
         if !p.is_null() && !zeroed {
             // SAFETY: p is a fresh block of at least layout.size() bytes.
             unsafe { ptr::write_bytes(p, 0, layout.size()) };
@@ -174,7 +201,7 @@ unsafe impl GlobalAlloc for TemporalSlab {
         }
         // Move: allocate, copy, free.
         let Ok(new_layout) = Layout::from_size_align(new_size, align) else { return ptr::null_mut() };
-        let q = alloc_layout(new_layout).0;
+        let q = alloc_layout(new_layout, self).0;
         if !q.is_null() {
             // SAFETY: both blocks are live, distinct, and at least min(old, new) bytes long.
             unsafe {

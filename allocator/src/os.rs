@@ -173,6 +173,30 @@ pub(crate) unsafe fn remap(old: NonNull<u8>, old_len: usize, new_len: usize, new
     r != libc::MAP_FAILED
 }
 
+/// Resident set size of this process in bytes, from `/proc/self/statm`, read with raw syscalls
+/// into a stack buffer (no allocation). 0 when it cannot be read.
+pub(crate) fn rss_bytes() -> u64 {
+    let mut buf = [0u8; 128];
+    // SAFETY: open/read/close on a NUL-terminated path and a stack buffer we own.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return 0;
+    }
+    // Second field: resident pages.
+    let mut fields = buf[..n as usize].split(|&b| b == b' ');
+    let resident = fields.nth(1).unwrap_or(b"0");
+    let pages = resident.iter().take_while(|b| b.is_ascii_digit()).fold(0u64, |v, &b| v * 10 + (b - b'0') as u64);
+    pages * Mmap.page_size() as u64
+}
+
 /// Monotonic clock in nanoseconds (vDSO; no allocation, no lock).
 pub(crate) fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)

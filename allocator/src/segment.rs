@@ -94,14 +94,29 @@ pub(crate) fn invalid_pointer() -> ! {
 
 /// Head of the list of all small-object segments.
 pub(crate) static SEGMENTS: AtomicPtr<SegmentHeader> = AtomicPtr::new(ptr::null_mut());
-/// Number of slabs in the global pool (purged, non-resident).
+/// Number of purged slabs in the global pool.
 pub(crate) static POOL_SLABS: AtomicUsize = AtomicUsize::new(0);
+/// Number of empty, unpurged ("warm") slabs in the global pool.
+pub(crate) static WARM_SLABS: AtomicUsize = AtomicUsize::new(0);
 /// Number of slabs ever carved from segments.
 pub(crate) static CARVED_SLABS: AtomicU64 = AtomicU64::new(0);
+
+/// Most warm slabs the pool keeps (256 x 64 KiB = 16 MiB); beyond this an emptied slab is purged
+/// at once. Large enough that threads which repeatedly fill and free a few MiB reuse warm pages
+/// instead of faulting them back in (a cache of 4 slabs cost 8-14x on such batches).
+pub const WARM_MAX: usize = 256;
+/// A warm slab unused for this long is purged by the next decay pass (the reclaimer thread runs
+/// one every 100 ms, and every slab acquisition runs one too).
+pub const WARM_DECAY_NS: u64 = 500_000_000;
 
 struct Pool {
     /// Purged empty slabs, linked through `next`.
     free: *mut SlabMeta,
+    /// Empty unpurged slabs, newest first, linked through `next`; each keeps the era it was
+    /// used in (`era`, so closing that epoch purges it) and its emptied time (ns, monotonic) in
+    /// the address of `prev`, which no list uses while the slab is here.
+    warm: *mut SlabMeta,
+    warm_count: usize,
     /// The segment being carved and its next uncarved slot.
     carving: *mut SegmentHeader,
     next_slot: usize,
@@ -111,15 +126,31 @@ struct Pool {
 // design; the pool is only touched under its lock.
 unsafe impl Send for Pool {}
 
-static POOL: SpinLock<Pool> =
-    SpinLock::new(Pool { free: ptr::null_mut(), carving: ptr::null_mut(), next_slot: SLABS_PER_SEGMENT });
+static POOL: SpinLock<Pool> = SpinLock::new(Pool {
+    free: ptr::null_mut(),
+    warm: ptr::null_mut(),
+    warm_count: 0,
+    carving: ptr::null_mut(),
+    next_slot: SLABS_PER_SEGMENT,
+});
 
-/// Takes an empty, purged slab from the pool, or carves one from a segment (mapping a new
-/// segment when needed). `None` when the OS refuses memory. The slab's pages read as zero.
+/// Takes an empty slab: a warm one (pages resident, reused without faults), else a purged one,
+/// else one carved from a segment (mapping a new segment when needed). `None` when the OS refuses
+/// memory. The slab's `zeroed` flag says whether its unused bytes read as zero.
 pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
+    crate::reclaim::ensure_started();
     let mut pool = POOL.lock();
+    if let Some(s) = NonNull::new(pool.warm) {
+        // SAFETY: slabs on the pool lists are valid metadata, touched only under this lock.
+        pool.warm = unsafe { s.as_ref() }.next.get();
+        // SAFETY: as above; `prev` held the emptied time, not a link.
+        unsafe { s.as_ref() }.prev.set(ptr::null_mut());
+        pool.warm_count -= 1;
+        WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
+        return Some(s);
+    }
     if let Some(s) = NonNull::new(pool.free) {
-        // SAFETY: slabs on the pool list are valid metadata, touched only under this lock.
+        // SAFETY: as above.
         pool.free = unsafe { s.as_ref() }.next.get();
         POOL_SLABS.fetch_sub(1, Ordering::Relaxed);
         return Some(s);
@@ -152,7 +183,7 @@ fn push_segment(seg: *mut SegmentHeader) {
     loop {
         // SAFETY: `seg` is ours and not yet published.
         unsafe { (*seg).next.store(head, Ordering::Relaxed) };
-        // Release: pairs with the Acquire load in `for_each_segment`, so readers see the header.
+        // Release: pairs with the Acquire load in `for_each_slab`, so readers see the header.
         match SEGMENTS.compare_exchange_weak(head, seg, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
             Err(h) => head = h,
@@ -160,16 +191,43 @@ fn push_segment(seg: *mut SegmentHeader) {
     }
 }
 
-/// Purges an empty slab's pages and returns it to the pool. The caller owns the slab and has
-/// removed it from every heap list.
-pub(crate) fn release_slab(slab: &SlabMeta) {
+/// Returns an empty slab to the pool. With `keep_warm` (its epoch is still active) it is kept
+/// unpurged while the warm list has room; otherwise, or when the list is full, its pages are
+/// purged first. Returns the bytes purged. The caller owns the slab and has removed it from
+/// every heap list.
+pub(crate) fn release_slab(slab: &SlabMeta, keep_warm: bool) -> usize {
     debug_assert_eq!(slab.used(), 0);
+    slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
+    slab.remote.store(0, Ordering::Relaxed);
+    slab.next.set(ptr::null_mut());
+    slab.prev.set(ptr::null_mut());
+    if keep_warm {
+        let mut pool = POOL.lock();
+        if pool.warm_count < WARM_MAX {
+            slab.set_state(SlabState::Empty);
+            slab.prev.set(ptr::without_provenance_mut(crate::os::monotonic_ns() as usize));
+            slab.next.set(pool.warm);
+            pool.warm = ptr::from_ref(slab).cast_mut();
+            pool.warm_count += 1;
+            WARM_SLABS.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
+    }
+    let purged = purge(slab);
+    let mut pool = POOL.lock();
+    slab.next.set(pool.free);
+    pool.free = ptr::from_ref(slab).cast_mut();
+    POOL_SLABS.fetch_add(1, Ordering::Relaxed);
+    purged
+}
+
+/// Purges an empty slab's touched pages; resets it to an unformatted, zeroed slab (state Free).
+fn purge(slab: &SlabMeta) -> usize {
     let page = OS.page_size();
     let len = slab.touched_bytes(page);
-    let start = slab.start();
     if len > 0 {
         // SAFETY: the slab's pages belong to a segment of ours and hold no live object.
-        let ok = unsafe { OS.purge(NonNull::new_unchecked(start), len) };
+        let ok = unsafe { OS.purge(NonNull::new_unchecked(slab.start()), len) };
         if ok {
             GLOBAL.madvise_calls.fetch_add(1, Ordering::Relaxed);
             GLOBAL.madvise_bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -180,13 +238,71 @@ pub(crate) fn release_slab(slab: &SlabMeta) {
     }
     slab.free.set(ptr::null_mut());
     slab.set_bump(0);
-    slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
-    slab.remote.store(0, Ordering::Relaxed);
     slab.set_state(SlabState::Free);
-    let mut pool = POOL.lock();
-    slab.next.set(pool.free);
-    pool.free = ptr::from_ref(slab).cast_mut();
-    POOL_SLABS.fetch_add(1, Ordering::Relaxed);
+    if len > 0 && slab.zeroed() {
+        len
+    } else {
+        0
+    }
+}
+
+/// Purges warm slabs unused for `max_age_ns` or more (all of them with 0). Returns the bytes
+/// purged.
+pub(crate) fn decay_warm(now_ns: u64, max_age_ns: u64) -> usize {
+    purge_warm_where(|slab| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns)
+}
+
+/// Purges the warm slabs last used in epoch `era` (it is being closed). Returns the bytes purged.
+pub(crate) fn purge_warm_of(era: u64) -> usize {
+    purge_warm_where(|slab| slab.era.load(Ordering::Relaxed) == era)
+}
+
+/// Purges the warm slabs for which `pick` is true, at most 32 per lock hold (purging outside
+/// the lock), and moves them to the purged list. Returns the bytes purged.
+fn purge_warm_where(pick: impl Fn(&SlabMeta) -> bool) -> usize {
+    let mut total = 0;
+    loop {
+        let mut batch: [*mut SlabMeta; 32] = [ptr::null_mut(); 32];
+        let mut n = 0;
+        {
+            let mut pool = POOL.lock();
+            let mut prev: *mut SlabMeta = ptr::null_mut();
+            let mut p = pool.warm;
+            while !p.is_null() && n < batch.len() {
+                // SAFETY: warm slabs are valid metadata, touched only under this lock.
+                let slab = unsafe { &*p };
+                let next = slab.next.get();
+                if pick(slab) {
+                    if prev.is_null() {
+                        pool.warm = next;
+                    } else {
+                        // SAFETY: as above.
+                        unsafe { (*prev).next.set(next) };
+                    }
+                    pool.warm_count -= 1;
+                    WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
+                    batch[n] = p;
+                    n += 1;
+                } else {
+                    prev = p;
+                }
+                p = next;
+            }
+        }
+        if n == 0 {
+            return total;
+        }
+        for &p in &batch[..n] {
+            // SAFETY: unlinked from the warm list above: we own it now.
+            let slab = unsafe { &*p };
+            slab.prev.set(ptr::null_mut());
+            total += purge(slab);
+            let mut pool = POOL.lock();
+            slab.next.set(pool.free);
+            pool.free = p;
+            POOL_SLABS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Calls `f` on every carved slab of every segment (snapshots). Reads only atomics.

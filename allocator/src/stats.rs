@@ -58,6 +58,19 @@ pub(crate) struct GlobalCounters {
     pub(crate) epoch_close_recycled_slabs: AtomicU64,
     pub(crate) heaps: AtomicU64,
     pub(crate) heap_bytes: AtomicU64,
+    pub(crate) epoch_close_total_ns: AtomicU64,
+    pub(crate) last_close_era: AtomicU64,
+    pub(crate) last_close_ns: AtomicU64,
+    pub(crate) last_close_purged_bytes: AtomicU64,
+    pub(crate) last_close_rss_before: AtomicU64,
+    pub(crate) last_close_rss_after: AtomicU64,
+    pub(crate) auto_advances: AtomicU64,
+    pub(crate) ring_overflows: AtomicU64,
+    pub(crate) label_overflows: AtomicU64,
+    pub(crate) domain_misuse_out_of_order: AtomicU64,
+    pub(crate) domain_misuse_wrong_thread: AtomicU64,
+    pub(crate) domain_misuse_passed_era: AtomicU64,
+    pub(crate) domain_misuse_too_deep: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -81,6 +94,19 @@ pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
     epoch_close_recycled_slabs: ZERO,
     heaps: ZERO,
     heap_bytes: ZERO,
+    epoch_close_total_ns: ZERO,
+    last_close_era: ZERO,
+    last_close_ns: ZERO,
+    last_close_purged_bytes: ZERO,
+    last_close_rss_before: ZERO,
+    last_close_rss_after: ZERO,
+    auto_advances: ZERO,
+    ring_overflows: ZERO,
+    label_overflows: ZERO,
+    domain_misuse_out_of_order: ZERO,
+    domain_misuse_wrong_thread: ZERO,
+    domain_misuse_passed_era: ZERO,
+    domain_misuse_too_deep: ZERO,
 };
 
 /// Counters of one size class. Counts are since process start; `live_*` and `*_slabs` are gauges
@@ -121,8 +147,9 @@ pub struct ClassStats {
     pub resident_bytes: u64,
 }
 
-/// One slot of the epoch ring.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// One slot of the epoch ring. Close figures are for the era now in the slot (they reset when
+/// the slot opens a new era).
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct EpochStats {
     /// Ring index, 0..16.
     pub epoch_id: u32,
@@ -132,12 +159,44 @@ pub struct EpochStats {
     pub state: Option<EpochState>,
     /// CLOCK_MONOTONIC ns when the era opened (0 for the first epoch).
     pub opened_ns: u64,
+    /// Seconds since the era opened, as of the snapshot.
+    pub age_sec: f64,
+    /// Live domain guards on this era (gauge).
+    pub refcount: u64,
+    /// The era's domain label, if any.
+    pub label: Option<String>,
     /// Slabs of this era that hold live objects (gauge).
     pub live_slabs: u64,
     /// Bytes of live objects in slabs of this era (gauge, object-size granularity).
     pub live_bytes: u64,
     /// Slabs of earlier eras of this slot that still hold live objects (gauge).
     pub stale_era_slabs: u64,
+    /// `epoch::close` calls on this era (counter).
+    pub close_calls: u64,
+    /// Slabs the close sweeps looked at (counter).
+    pub close_scanned_slabs: u64,
+    /// Slabs the close sweeps found empty and recycled (counter).
+    pub close_recycled_slabs: u64,
+    /// Bytes purged from this era's slabs after it stopped being active, by close sweeps and by
+    /// draining slabs that emptied later (counter).
+    pub purged_bytes: u64,
+    /// Total time spent in `close` for this era (counter, ns).
+    pub close_total_ns: u64,
+    /// Duration of the last close (ns).
+    pub last_close_ns: u64,
+    /// Bytes purged during the last close.
+    pub last_close_purged_bytes: u64,
+    /// RSS just before the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
+    pub rss_before_close: u64,
+    /// RSS just after the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
+    pub rss_after_close: u64,
+}
+
+impl EpochStats {
+    /// Reclamation yield of the close sweeps: recycled / scanned (None before any scan).
+    pub fn reclamation_yield(&self) -> Option<f64> {
+        (self.close_scanned_slabs > 0).then(|| self.close_recycled_slabs as f64 / self.close_scanned_slabs as f64)
+    }
 }
 
 /// Process-wide figures.
@@ -176,6 +235,36 @@ pub struct GlobalStats {
     pub epoch_close_recycled_slabs: u64,
     /// Thread heaps ever created (live or parked).
     pub heaps: u64,
+    /// Empty unpurged slabs kept for reuse in the global pool (gauge).
+    pub warm_slabs: u64,
+    /// Total time in `epoch::close` (counter, ns).
+    pub epoch_close_total_ns: u64,
+    /// Era of the last closed epoch (0: none yet).
+    pub last_close_era: u64,
+    /// Duration of the last close (ns).
+    pub last_close_ns: u64,
+    /// Bytes purged during the last close.
+    pub last_close_purged_bytes: u64,
+    /// RSS before the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
+    pub last_close_rss_before: u64,
+    /// RSS after the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
+    pub last_close_rss_after: u64,
+    /// Automatic epoch advances (counter).
+    pub auto_advances: u64,
+    /// Epochs opened while all 16 ring slots were ACTIVE, so that an active era passed (counter).
+    pub ring_overflows: u64,
+    /// Labels that did not fit in the registry and got the overflow label (counter).
+    pub label_overflows: u64,
+    /// Domain guards dropped out of LIFO order (counter).
+    pub domain_misuse_out_of_order: u64,
+    /// Domain guards dropped on another thread than the one that entered (counter).
+    pub domain_misuse_wrong_thread: u64,
+    /// Domains entered after their epoch stopped being active (counter).
+    pub domain_misuse_passed_era: u64,
+    /// Domain guards nested deeper than the per-thread limit (counter).
+    pub domain_misuse_too_deep: u64,
+    /// Reclaimer passes run (counter).
+    pub reclaimer_ticks: u64,
 }
 
 /// A point-in-time view of every counter. Not atomic across counters (see the module docs).
@@ -288,15 +377,39 @@ pub fn snapshot() -> Snapshot {
             }
         })
         .collect();
+    let now = crate::os::monotonic_ns();
     let epochs = (0..EPOCH_SLOTS)
-        .map(|i| EpochStats {
-            epoch_id: i as u32,
-            era: RING[i].era.load(Ordering::Relaxed),
-            state: RING[i].state(),
-            opened_ns: RING[i].opened_ns.load(Ordering::Relaxed),
-            live_slabs: epoch_slabs[i],
-            live_bytes: epoch_bytes[i],
-            stale_era_slabs: stale[i],
+        .map(|i| {
+            let r = &RING[i];
+            let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            let opened = l(&r.opened_ns);
+            let label_id = l(&r.label);
+            let label = (label_id != crate::domain::NO_LABEL).then(|| {
+                let mut buf = [0u8; crate::domain::LABEL_MAX];
+                let n = crate::domain::label_text(label_id as u8, &mut buf);
+                String::from_utf8_lossy(&buf[..n]).into_owned()
+            });
+            EpochStats {
+                epoch_id: i as u32,
+                era: l(&r.era),
+                state: r.state(),
+                opened_ns: opened,
+                age_sec: if opened == 0 { 0.0 } else { now.saturating_sub(opened) as f64 / 1e9 },
+                refcount: l(&r.refcount),
+                label,
+                live_slabs: epoch_slabs[i],
+                live_bytes: epoch_bytes[i],
+                stale_era_slabs: stale[i],
+                close_calls: l(&r.close_calls),
+                close_scanned_slabs: l(&r.close_scanned_slabs),
+                close_recycled_slabs: l(&r.close_recycled_slabs),
+                purged_bytes: l(&r.purged_bytes),
+                close_total_ns: l(&r.close_total_ns),
+                last_close_ns: l(&r.last_close_ns),
+                last_close_purged_bytes: l(&r.last_close_purged_bytes),
+                rss_before_close: l(&r.rss_before_close),
+                rss_after_close: l(&r.rss_after_close),
+            }
         })
         .collect();
 
@@ -324,6 +437,21 @@ pub fn snapshot() -> Snapshot {
         epoch_close_scanned_slabs: g(&GLOBAL.epoch_close_scanned_slabs),
         epoch_close_recycled_slabs: g(&GLOBAL.epoch_close_recycled_slabs),
         heaps: g(&GLOBAL.heaps),
+        warm_slabs: segment::WARM_SLABS.load(Ordering::Relaxed) as u64,
+        epoch_close_total_ns: g(&GLOBAL.epoch_close_total_ns),
+        last_close_era: g(&GLOBAL.last_close_era),
+        last_close_ns: g(&GLOBAL.last_close_ns),
+        last_close_purged_bytes: g(&GLOBAL.last_close_purged_bytes),
+        last_close_rss_before: g(&GLOBAL.last_close_rss_before),
+        last_close_rss_after: g(&GLOBAL.last_close_rss_after),
+        auto_advances: g(&GLOBAL.auto_advances),
+        ring_overflows: g(&GLOBAL.ring_overflows),
+        label_overflows: g(&GLOBAL.label_overflows),
+        domain_misuse_out_of_order: g(&GLOBAL.domain_misuse_out_of_order),
+        domain_misuse_wrong_thread: g(&GLOBAL.domain_misuse_wrong_thread),
+        domain_misuse_passed_era: g(&GLOBAL.domain_misuse_passed_era),
+        domain_misuse_too_deep: g(&GLOBAL.domain_misuse_too_deep),
+        reclaimer_ticks: crate::reclaim::TICKS.load(Ordering::Relaxed),
     };
     Snapshot {
         timestamp_ns: crate::os::realtime_ns(),

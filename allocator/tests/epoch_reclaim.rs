@@ -68,8 +68,9 @@ fn close_returns_the_epochs_pages() {
     assert!(purged * 10 >= slab_bytes * 9, "madvise purged {purged} B of {slab_bytes} B");
     assert!(after.global.madvise_calls > madvise_calls0);
     assert_eq!(after.global.madvise_failures, madvise_failures0);
-    // Only std's own lazily made bookkeeping (a few dozen bytes) may remain in A.
-    assert!(after.epochs[slot].live_bytes < 1024, "epoch A still holds {} live bytes", after.epochs[slot].live_bytes);
+    // A was the global current epoch, so the harness's other threads may have left a few objects
+    // in it; the 77 MB the test put there must be gone (less than one slab's worth remains).
+    assert!(after.epochs[slot].live_bytes < 65536, "epoch A still holds {} live bytes", after.epochs[slot].live_bytes);
     assert!(after.epochs[b.index()].live_bytes >= 1000 * 256, "the objects made after advance are not in B");
     assert!(after.global.epoch_close_calls > closes0);
     drop(in_b);
