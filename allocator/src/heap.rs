@@ -345,9 +345,14 @@ impl Heap {
         }
     }
 
+    /// Puts a slab of a finished epoch on the draining list and purges its free pages now.
     fn file_draining(&self, slab: &SlabMeta) {
         slab.set_state(SlabState::Draining);
         push(&self.draining, slab);
+        let purged = slab.purge_holes(OS.page_size());
+        if let Some(ring) = Slot::holding(slab.era.load(Ordering::Relaxed)) {
+            ring.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed);
+        }
     }
 
     /// Owner: a local free (or an applied pending free) made `slab` empty or gave a full slab

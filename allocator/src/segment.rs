@@ -224,13 +224,16 @@ pub(crate) fn release_slab(slab: &SlabMeta, keep_warm: bool) -> usize {
 /// Purges an empty slab's touched pages; resets it to an unformatted, zeroed slab (state Free).
 fn purge(slab: &SlabMeta) -> usize {
     let page = OS.page_size();
-    let len = slab.touched_bytes(page);
+    // The whole touched span, holes included (they may sit anywhere in it); count only what was
+    // still resident.
+    let len = slab.span_bytes(page);
+    let resident = slab.touched_bytes(page);
     if len > 0 {
         // SAFETY: the slab's pages belong to a segment of ours and hold no live object.
         let ok = unsafe { OS.purge(NonNull::new_unchecked(slab.start()), len) };
         if ok {
             GLOBAL.madvise_calls.fetch_add(1, Ordering::Relaxed);
-            GLOBAL.madvise_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            GLOBAL.madvise_bytes.fetch_add(resident as u64, Ordering::Relaxed);
         } else {
             GLOBAL.madvise_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -238,9 +241,10 @@ fn purge(slab: &SlabMeta) -> usize {
     }
     slab.free.set(ptr::null_mut());
     slab.set_bump(0);
+    slab.holes.store(0, Ordering::Relaxed);
     slab.set_state(SlabState::Free);
     if len > 0 && slab.zeroed() {
-        len
+        resident
     } else {
         0
     }

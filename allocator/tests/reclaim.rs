@@ -172,3 +172,26 @@ fn resident_estimate_tracks_rss_within_5_percent() {
     assert!(err <= 0.05, "estimate +{estimated} B vs RSS +{owed} B: {:.2}% off", err * 100.0);
     drop((small, large));
 }
+
+/// Regression: a draining slab whose free pages were purged ("holes") used to be purged, once
+/// empty, only over a prefix as long as its remaining resident bytes, leaving its last live
+/// pages resident forever (and the resident estimate 27% high).
+#[test]
+fn holed_slabs_are_purged_whole_when_they_empty() {
+    let _t = turn();
+    temporal_slab::trim();
+    let base = rss();
+    let kept = cycle(200_000, 100, 7); // 2000 survivors spread over ~293 slabs, holes purged
+    let with_survivors = rss();
+    assert_eq!(kept.len(), 2000);
+    drop(kept);
+    temporal_slab::trim();
+    let after = rss();
+    eprintln!(
+        "holes: base {} KiB, with survivors {} KiB, after {} KiB",
+        base / 1024,
+        with_survivors / 1024,
+        after / 1024
+    );
+    assert!(after <= base + MIB, "RSS {} KiB after the survivors were freed, base {} KiB", after / 1024, base / 1024);
+}
