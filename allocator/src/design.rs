@@ -35,9 +35,13 @@
 //! 4. An epoch that is not ACTIVE never gets a slab reformatted for it, and its partial slabs are
 //!    moved to the draining list at the owner's next refresh; a draining slab is purged as soon as
 //!    it empties. Slabs record their era, so a wrapped ring slot never mixes eras.
-//! 5. Heaps and segment headers are never unmapped, so a pointer to either stays valid forever;
+//! 5. A slab of a finished epoch (draining) is never allocated from again, so when it starts
+//!    draining its pages that hold no live object are purged at once ("holes", counted in its
+//!    metadata) and its free list is dropped; when it empties, its whole touched span is purged.
+//!    A few long-lived objects therefore pin only their own pages, not whole slabs.
+//! 6. Heaps and segment headers are never unmapped, so a pointer to either stays valid forever;
 //!    this is what lets a remote free push onto a heap it does not own without locking.
-//! 6. Nothing on the alloc / free / close paths allocates, panics or prints; the only locks are
+//! 7. Nothing on the alloc / free / close paths allocates, panics or prints; the only locks are
 //!    spin locks that never call back into the allocator. A pointer that fails validation
 //!    aborts with a fixed message written by `write(2)`.
 //!
