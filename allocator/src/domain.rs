@@ -55,12 +55,12 @@ struct Label {
     bytes: [u8; LABEL_MAX],
 }
 
-struct Registry {
+pub(crate) struct Registry {
     labels: [Label; MAX_LABELS],
     n: usize,
 }
 
-static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry {
+pub(crate) static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry {
     labels: {
         let mut l = [Label { len: 0, bytes: [0; LABEL_MAX] }; MAX_LABELS];
         let o = OVERFLOW_LABEL.as_bytes();
@@ -108,12 +108,21 @@ pub(crate) fn intern(label: &str) -> u8 {
     i as u8
 }
 
-/// The text of label `id` (copied out: the registry only grows, so an id's text never changes).
-pub(crate) fn label_text(id: u8, out: &mut [u8; LABEL_MAX]) -> usize {
+/// Copies every label (id 0, the overflow label, included) into `out` as little-endian words,
+/// without allocating. Returns the number of registered labels (excluding the overflow label).
+pub(crate) fn copy_labels(out: &mut [crate::stats::RawLabel; MAX_LABELS]) -> usize {
     let r = REGISTRY.lock();
-    let l = r.labels.get(id as usize).copied().unwrap_or(r.labels[0]);
-    out[..l.len as usize].copy_from_slice(&l.bytes[..l.len as usize]);
-    l.len as usize
+    for (o, l) in out.iter_mut().zip(&r.labels[..r.n]) {
+        o.len = l.len as u64;
+        let mut padded = [0u8; LABEL_MAX.div_ceil(8) * 8];
+        padded[..LABEL_MAX].copy_from_slice(&l.bytes);
+        for (w, chunk) in o.bytes.iter_mut().zip(padded.chunks(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+    }
+    r.n - 1
 }
 
 /// Labels registered so far (excluding the overflow label).

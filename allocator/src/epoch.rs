@@ -32,6 +32,10 @@ pub const EPOCH_SLOTS: usize = 16;
 pub struct EpochId(u64);
 
 impl EpochId {
+    pub(crate) const fn from_era(era: u64) -> EpochId {
+        EpochId(era)
+    }
+
     /// The era: how many epochs had been opened when this one opened, counting it.
     pub const fn era(self) -> u64 {
         self.0
@@ -160,7 +164,7 @@ static LAST_ERA: AtomicU64 = AtomicU64::new(1);
 /// Bumped by every advance and close; heaps compare it on each allocation.
 pub(crate) static GEN: AtomicU64 = AtomicU64::new(1);
 /// Serialises advance and close.
-static LOCK: SpinLock<()> = SpinLock::new(());
+pub(crate) static LOCK: SpinLock<()> = SpinLock::new(());
 
 /// Whether `era` is the era of an ACTIVE epoch (so its slabs may take new allocations).
 #[inline]

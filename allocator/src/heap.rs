@@ -164,16 +164,16 @@ fn adopt_or_create() -> *mut Heap {
     new_heap()
 }
 
+pub(crate) struct Arena {
+    next: *mut u8,
+    left: usize,
+}
+// SAFETY: the arena's pointer is only used under the lock and refers to our own mapping.
+unsafe impl Send for Arena {}
+pub(crate) static ARENA: SpinLock<Arena> = SpinLock::new(Arena { next: ptr::null_mut(), left: 0 });
+
 /// Carves zeroed heaps out of mappings of 16 heaps each (a heap is never freed).
 fn new_heap() -> *mut Heap {
-    struct Arena {
-        next: *mut u8,
-        left: usize,
-    }
-    // SAFETY: the arena's pointer is only used under the lock and refers to our own mapping.
-    unsafe impl Send for Arena {}
-    static ARENA: SpinLock<Arena> = SpinLock::new(Arena { next: ptr::null_mut(), left: 0 });
-
     let size = core::mem::size_of::<Heap>().next_multiple_of(64);
     let mut a = ARENA.lock();
     if a.left < size {
@@ -490,7 +490,8 @@ impl Heap {
             self.seen_close[slot].set(seq);
             self.drain_pending();
             let (mut scanned, mut recycled, mut purged) = (0u64, 0u64, 0u64);
-            for head in &self.partial[slot] {
+            for (class, head) in SizeClass::all().zip(&self.partial[slot]) {
+                let mut swept = false;
                 let mut p = head.get();
                 while !p.is_null() {
                     // SAFETY: list links point at slabs this heap owns.
@@ -500,13 +501,19 @@ impl Heap {
                         continue;
                     }
                     scanned += 1;
+                    swept = true;
+                    class.pick(&GLOBAL.class_close_scanned).fetch_add(1, Ordering::Relaxed);
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
+                        class.pick(&GLOBAL.class_close_recycled).fetch_add(1, Ordering::Relaxed);
                         purged += segment::release_slab(slab, false) as u64;
                     } else {
                         self.file_draining(slab);
                     }
+                }
+                if swept {
+                    class.pick(&GLOBAL.class_close_sweeps).fetch_add(1, Ordering::Relaxed);
                 }
             }
             GLOBAL.epoch_close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
@@ -616,10 +623,10 @@ fn unlink(head: &List, slab: &SlabMeta) {
 }
 
 /// The heap of threads that cannot have their own (see the module docs), used under its lock.
-struct FallbackHeap(*mut Heap);
+pub(crate) struct FallbackHeap(*mut Heap);
 // SAFETY: the heap pointer is only dereferenced under the FALLBACK lock.
 unsafe impl Send for FallbackHeap {}
-static FALLBACK: SpinLock<FallbackHeap> = SpinLock::new(FallbackHeap(ptr::null_mut()));
+pub(crate) static FALLBACK: SpinLock<FallbackHeap> = SpinLock::new(FallbackHeap(ptr::null_mut()));
 
 /// Allocates one object of `class` without a thread heap.
 #[cold]

@@ -54,7 +54,7 @@ struct Entry {
     freed_ns: u64,
 }
 
-struct Cache {
+pub(crate) struct Cache {
     entries: [Entry; CACHE_SLOTS],
     n: usize,
     bytes: usize,
@@ -63,7 +63,7 @@ struct Cache {
 // SAFETY: cached mappings are owned by the cache and only touched under its lock.
 unsafe impl Send for Cache {}
 
-static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
+pub(crate) static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
     entries: [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS],
     n: 0,
     bytes: 0,

@@ -19,12 +19,14 @@
 
 #![warn(missing_docs)]
 
+pub mod attach;
 pub mod design;
 mod domain;
 pub mod epoch;
 mod heap;
 pub mod large;
 pub mod os;
+pub mod publish;
 pub mod reclaim;
 mod segment;
 pub mod size_class;
@@ -213,8 +215,24 @@ unsafe impl GlobalAlloc for TemporalSlab {
     }
 }
 
-/// Hooks for tests: failure injection through the OS layer.
+/// Hooks for tests: failure injection through the OS layer, and fork.
 pub mod testing {
+    /// Forks the process: `Ok(None)` in the child, `Ok(Some(child_pid))` in the parent. The
+    /// allocator's fork handlers keep its locks consistent, and the child publishes its own
+    /// statistics region, never the parent's. Heaps of threads other than the caller stay
+    /// unused in the child (their threads do not exist there). For tests and demos of fork
+    /// safety; the usual rules for forking a multi-threaded program apply to everything else.
+    pub fn fork() -> std::io::Result<Option<u32>> {
+        crate::reclaim::ensure_started();
+        // SAFETY: fork has no memory-safety preconditions of its own; the allocator's atfork
+        // handlers (registered by `ensure_started`) take and release its locks around it.
+        match unsafe { libc::fork() } {
+            -1 => Err(std::io::Error::last_os_error()),
+            0 => Ok(None),
+            pid => Ok(Some(pid as u32)),
+        }
+    }
+
     /// While `on`, every request for new memory from the OS is refused, as if the system were out
     /// of memory; allocations that need new memory return null. Existing memory keeps working.
     pub fn refuse_os_memory(on: bool) {

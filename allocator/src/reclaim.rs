@@ -91,7 +91,7 @@ pub(crate) fn env_is_on(name: &core::ffi::CStr) -> bool {
     matches!(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes(), b"1" | b"on" | b"true" | b"yes")
 }
 
-fn env_is_off(name: &core::ffi::CStr) -> bool {
+pub(crate) fn env_is_off(name: &core::ffi::CStr) -> bool {
     // SAFETY: as in `env_u64`.
     let p = unsafe { libc::getenv(name.as_ptr()) };
     if p.is_null() {
@@ -156,6 +156,12 @@ pub(crate) fn ensure_started() {
     if STATE.compare_exchange(NOT_STARTED, RUNNING, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return;
     }
+    static ATFORK: AtomicU8 = AtomicU8::new(0);
+    if ATFORK.swap(1, Ordering::Relaxed) == 0 {
+        // SAFETY: registering plain extern "C" handlers; they run around fork in the forking
+        // thread only.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
+    }
     if env_is_off(c"TSLAB_RECLAIM") {
         STATE.store(DISABLED, Ordering::Relaxed);
         return;
@@ -173,24 +179,50 @@ pub(crate) fn ensure_started() {
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
             STATE.store(DISABLED, Ordering::Relaxed);
-            return;
-        }
-        static ATFORK: AtomicU8 = AtomicU8::new(0);
-        if ATFORK.swap(1, Ordering::Relaxed) == 0 {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
     }
 }
 
+/// Takes every allocator lock (in the one order in which they ever nest: the fallback heap
+/// first), so that no lock is held by a thread that will not exist in the child.
+extern "C" fn before_fork() {
+    crate::heap::FALLBACK.raw_lock();
+    crate::epoch::LOCK.raw_lock();
+    crate::heap::ARENA.raw_lock();
+    crate::domain::REGISTRY.raw_lock();
+    crate::large::CACHE.raw_lock();
+    crate::segment::POOL.raw_lock();
+}
+
+fn unlock_all() {
+    // SAFETY: `before_fork` took each of these locks in this process image (the child's memory
+    // is a copy of the parent's taken while they were held).
+    unsafe {
+        crate::segment::POOL.raw_unlock();
+        crate::large::CACHE.raw_unlock();
+        crate::domain::REGISTRY.raw_unlock();
+        crate::heap::ARENA.raw_unlock();
+        crate::epoch::LOCK.raw_unlock();
+        crate::heap::FALLBACK.raw_unlock();
+    }
+}
+
+extern "C" fn after_fork_in_parent() {
+    unlock_all();
+}
+
 extern "C" fn after_fork_in_child() {
+    unlock_all();
     // The reclaimer thread does not exist in the child; start a new one at the next mapping.
     if STATE.load(Ordering::Relaxed) == RUNNING {
         STATE.store(NOT_STARTED, Ordering::Relaxed);
     }
+    crate::publish::after_fork_in_child();
 }
 
 extern "C" fn reclaimer_main(_: *mut libc::c_void) -> *mut libc::c_void {
     let mut last_advance = crate::os::monotonic_ns();
+    crate::publish::publish();
     loop {
         let ts = libc::timespec { tv_sec: 0, tv_nsec: TICK_NS as libc::c_long };
         // SAFETY: nanosleep with a valid timespec; an early wake-up is harmless.
@@ -211,4 +243,5 @@ pub(crate) fn tick(now: u64) {
     crate::segment::decay_warm(now, crate::segment::WARM_DECAY_NS);
     crate::large::decay(now);
     crate::heap::help_all_parked();
+    crate::publish::publish();
 }

@@ -109,7 +109,7 @@ pub const WARM_MAX: usize = 256;
 /// one every 100 ms, and every slab acquisition runs one too).
 pub const WARM_DECAY_NS: u64 = 500_000_000;
 
-struct Pool {
+pub(crate) struct Pool {
     /// Purged empty slabs, linked through `next`.
     free: *mut SlabMeta,
     /// Empty unpurged slabs, newest first, linked through `next`; each keeps the era it was
@@ -126,7 +126,7 @@ struct Pool {
 // design; the pool is only touched under its lock.
 unsafe impl Send for Pool {}
 
-static POOL: SpinLock<Pool> = SpinLock::new(Pool {
+pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     free: ptr::null_mut(),
     warm: ptr::null_mut(),
     warm_count: 0,
@@ -231,12 +231,7 @@ fn purge(slab: &SlabMeta) -> usize {
     if len > 0 {
         // SAFETY: the slab's pages belong to a segment of ours and hold no live object.
         let ok = unsafe { OS.purge(NonNull::new_unchecked(slab.start()), len) };
-        if ok {
-            GLOBAL.madvise_calls.fetch_add(1, Ordering::Relaxed);
-            GLOBAL.madvise_bytes.fetch_add(resident as u64, Ordering::Relaxed);
-        } else {
-            GLOBAL.madvise_failures.fetch_add(1, Ordering::Relaxed);
-        }
+        count_madvise(slab.class(), ok, resident);
         slab.set_zeroed(ok);
     }
     slab.free.set(ptr::null_mut());
@@ -247,6 +242,19 @@ fn purge(slab: &SlabMeta) -> usize {
         resident
     } else {
         0
+    }
+}
+
+/// Counts one `madvise` of `bytes` for a slab of `class`, globally and per class.
+pub(crate) fn count_madvise(class: crate::size_class::SizeClass, ok: bool, bytes: usize) {
+    if ok {
+        GLOBAL.madvise_calls.fetch_add(1, Ordering::Relaxed);
+        GLOBAL.madvise_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        class.pick(&GLOBAL.class_madvise_calls).fetch_add(1, Ordering::Relaxed);
+        class.pick(&GLOBAL.class_madvise_bytes).fetch_add(bytes as u64, Ordering::Relaxed);
+    } else {
+        GLOBAL.madvise_failures.fetch_add(1, Ordering::Relaxed);
+        class.pick(&GLOBAL.class_madvise_failures).fetch_add(1, Ordering::Relaxed);
     }
 }
 

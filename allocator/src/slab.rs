@@ -217,13 +217,9 @@ impl SlabMeta {
             let len = (pg - run_start) * page;
             // SAFETY: the run lies inside this slab and holds only free objects.
             let ok = unsafe { crate::os::OS.purge(NonNull::new_unchecked(start.wrapping_add(run_start * page)), len) };
-            let g = &crate::stats::GLOBAL;
+            crate::segment::count_madvise(self.class(), ok, len);
             if ok {
                 purged_pages += pg - run_start;
-                g.madvise_calls.fetch_add(1, Ordering::Relaxed);
-                g.madvise_bytes.fetch_add(len as u64, Ordering::Relaxed);
-            } else {
-                g.madvise_failures.fetch_add(1, Ordering::Relaxed);
             }
         }
         if purged_pages > 0 {

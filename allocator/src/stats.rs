@@ -13,8 +13,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
+use crate::domain::{LABEL_MAX, MAX_LABELS, NO_LABEL};
 use crate::epoch::{self, EpochId, EpochState, EPOCH_SLOTS, RING};
 use crate::heap;
 use crate::os::{PageSource, OS};
@@ -47,6 +48,12 @@ pub(crate) struct GlobalCounters {
     pub(crate) madvise_calls: AtomicU64,
     pub(crate) madvise_bytes: AtomicU64,
     pub(crate) madvise_failures: AtomicU64,
+    pub(crate) class_madvise_calls: [AtomicU64; NUM_CLASSES],
+    pub(crate) class_madvise_bytes: [AtomicU64; NUM_CLASSES],
+    pub(crate) class_madvise_failures: [AtomicU64; NUM_CLASSES],
+    pub(crate) class_close_scanned: [AtomicU64; NUM_CLASSES],
+    pub(crate) class_close_recycled: [AtomicU64; NUM_CLASSES],
+    pub(crate) class_close_sweeps: [AtomicU64; NUM_CLASSES],
     pub(crate) large_allocs: AtomicU64,
     pub(crate) large_frees: AtomicU64,
     pub(crate) large_live_bytes: AtomicU64,
@@ -83,6 +90,12 @@ pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
     madvise_calls: ZERO,
     madvise_bytes: ZERO,
     madvise_failures: ZERO,
+    class_madvise_calls: [ZERO; NUM_CLASSES],
+    class_madvise_bytes: [ZERO; NUM_CLASSES],
+    class_madvise_failures: [ZERO; NUM_CLASSES],
+    class_close_scanned: [ZERO; NUM_CLASSES],
+    class_close_recycled: [ZERO; NUM_CLASSES],
+    class_close_sweeps: [ZERO; NUM_CLASSES],
     large_allocs: ZERO,
     large_frees: ZERO,
     large_live_bytes: ZERO,
@@ -109,9 +122,13 @@ pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
     domain_misuse_too_deep: ZERO,
 };
 
+/// Version of the snapshot JSON document (the `schema_version` key); bumped on any
+/// incompatible change. `schemas/snapshot.schema.json` describes it.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// Counters of one size class. Counts are since process start; `live_*` and `*_slabs` are gauges
-/// as of the snapshot.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+/// as of the snapshot. Serialized with the reference stats_dump's keys where they exist.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ClassStats {
     /// Index of the class, 0 = smallest.
     pub class_index: u32,
@@ -126,12 +143,20 @@ pub struct ClassStats {
     /// `live_objects * object_size` (gauge, bytes).
     pub live_bytes: u64,
     /// Slabs with free room, including each thread's current allocation slab (gauge).
+    #[serde(rename = "total_partial_slabs")]
     pub partial_slabs: u64,
     /// Slabs with no free object known to their owner (gauge).
+    #[serde(rename = "total_full_slabs")]
     pub full_slabs: u64,
-    /// Empty slabs kept warm in thread caches, not yet purged (gauge).
+    /// Slabs holding objects: partial + full (gauge).
+    pub net_slabs: u64,
+    /// Empty slabs of this class kept warm (unpurged) in the global pool (gauge).
+    #[serde(rename = "cache_size")]
     pub cached_empty_slabs: u64,
-    /// Slabs taken for this class from the global pool or a new mapping (counter).
+    /// Most warm slabs the pool keeps, all classes together (constant).
+    pub cache_capacity: u64,
+    /// Slabs taken for this class from the pool or a new mapping (counter).
+    #[serde(rename = "new_slab_count")]
     pub new_slabs: u64,
     /// Allocations that left the fast path (counter).
     pub slow_path_hits: u64,
@@ -139,12 +164,35 @@ pub struct ClassStats {
     pub slow_path_cache_miss: u64,
     /// Slow-path allocations caused by the thread's epoch having changed (counter).
     pub slow_path_epoch_closed: u64,
-    /// Empty slabs kept in a thread's empty cache (counter).
+    /// Emptied slabs kept warm for reuse (counter).
     pub empty_slab_recycled: u64,
-    /// Empty slabs purged because the cache was full or their epoch was closing (counter).
+    /// Emptied slabs purged at once: the warm pool was full or their epoch was closing
+    /// (counter).
     pub empty_slab_overflowed: u64,
+    /// `empty_slab_recycled / (recycled + overflowed)`, in percent (0 before any).
+    pub recycle_rate_pct: f64,
+    /// `madvise` calls, bytes and failures for slabs of this class (counters).
+    pub madvise_calls: u64,
+    /// Bytes purged from slabs of this class (counter).
+    pub madvise_bytes: u64,
+    /// `madvise` calls the kernel refused for this class (counter).
+    pub madvise_failures: u64,
+    /// Close sweeps that looked at a slab of this class (counter). Not the number of
+    /// `epoch::close` calls: summing it over classes does not give that (see the top level).
+    pub epoch_close_calls: u64,
+    /// Slabs of this class looked at by close sweeps (counter).
+    pub epoch_close_scanned_slabs: u64,
+    /// Slabs of this class recycled by close sweeps (counter).
+    pub epoch_close_recycled_slabs: u64,
+    /// Time in close sweeps is not split by class: always 0 (the reference key is kept; see
+    /// `epochs[].close_total_ns` and `global.epoch_close_total_ns`).
+    pub epoch_close_total_ns: u64,
     /// Bytes of this class's slabs that may be resident (gauge, estimate: touched pages).
+    #[serde(rename = "estimated_rss_bytes")]
     pub resident_bytes: u64,
+    /// `1 - live_bytes / estimated_rss_bytes` (0 when nothing is resident): the share of this
+    /// class's resident memory not holding live objects.
+    pub fragmentation_ratio: f64,
 }
 
 /// One slot of the epoch ring. Close figures are for the era now in the slot (they reset when
@@ -154,8 +202,10 @@ pub struct EpochStats {
     /// Ring index, 0..16.
     pub epoch_id: u32,
     /// Era of the epoch in this slot (0: slot never used).
+    #[serde(rename = "epoch_era")]
     pub era: u64,
-    /// `None` for a slot never used.
+    /// `None` for a slot never used (serialized `"UNUSED"`).
+    #[serde(serialize_with = "ser_state")]
     pub state: Option<EpochState>,
     /// CLOCK_MONOTONIC ns when the era opened (0 for the first epoch).
     pub opened_ns: u64,
@@ -163,8 +213,17 @@ pub struct EpochStats {
     pub age_sec: f64,
     /// Live domain guards on this era (gauge).
     pub refcount: u64,
-    /// The era's domain label, if any.
+    /// The era's domain label, if any (serialized `""` when none).
+    #[serde(serialize_with = "ser_label")]
     pub label: Option<String>,
+    /// Slabs of this era with free room (gauge).
+    pub total_partial_slabs: u64,
+    /// Slabs of this era with no free room (gauge).
+    pub total_full_slabs: u64,
+    /// Empty slabs last used by this era, kept warm and not yet purged (gauge).
+    pub total_reclaimable_slabs: u64,
+    /// Bytes of this era's slabs that may be resident (gauge).
+    pub estimated_rss_bytes: u64,
     /// Slabs of this era that hold live objects (gauge).
     pub live_slabs: u64,
     /// Bytes of live objects in slabs of this era (gauge, object-size granularity).
@@ -177,6 +236,8 @@ pub struct EpochStats {
     pub close_scanned_slabs: u64,
     /// Slabs the close sweeps found empty and recycled (counter).
     pub close_recycled_slabs: u64,
+    /// `close_recycled_slabs / close_scanned_slabs` (None before any scan).
+    pub reclamation_yield: Option<f64>,
     /// Bytes purged from this era's slabs after it stopped being active, by close sweeps and by
     /// draining slabs that emptied later (counter).
     pub purged_bytes: u64,
@@ -187,16 +248,34 @@ pub struct EpochStats {
     /// Bytes purged during the last close.
     pub last_close_purged_bytes: u64,
     /// RSS just before the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
+    #[serde(rename = "rss_before_close")]
     pub rss_before_close: u64,
     /// RSS just after the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
+    #[serde(rename = "rss_after_close")]
     pub rss_after_close: u64,
 }
 
 impl EpochStats {
     /// Reclamation yield of the close sweeps: recycled / scanned (None before any scan).
     pub fn reclamation_yield(&self) -> Option<f64> {
-        (self.close_scanned_slabs > 0).then(|| self.close_recycled_slabs as f64 / self.close_scanned_slabs as f64)
+        self.reclamation_yield
     }
+}
+
+fn ser_state<S: Serializer>(s: &Option<EpochState>, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(match s {
+        Some(EpochState::Active) => "ACTIVE",
+        Some(EpochState::Closing) => "CLOSING",
+        None => "UNUSED",
+    })
+}
+
+fn ser_label<S: Serializer>(l: &Option<String>, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(l.as_deref().unwrap_or(""))
+}
+
+fn ser_ring_index<S: Serializer>(e: &EpochId, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_u64(e.index() as u64)
 }
 
 /// Process-wide figures.
@@ -221,6 +300,8 @@ pub struct GlobalStats {
     pub segments: u64,
     /// Purged slabs in the global pool (gauge).
     pub pooled_slabs: u64,
+    /// Empty unpurged slabs kept for reuse in the global pool (gauge).
+    pub warm_slabs: u64,
     /// `madvise` calls that purged memory (counter).
     pub madvise_calls: u64,
     /// Bytes purged (counter).
@@ -233,10 +314,6 @@ pub struct GlobalStats {
     pub epoch_close_scanned_slabs: u64,
     /// Slabs purged and recycled by close sweeps (counter).
     pub epoch_close_recycled_slabs: u64,
-    /// Thread heaps ever created (live or parked).
-    pub heaps: u64,
-    /// Empty unpurged slabs kept for reuse in the global pool (gauge).
-    pub warm_slabs: u64,
     /// Total time in `epoch::close` (counter, ns).
     pub epoch_close_total_ns: u64,
     /// Era of the last closed epoch (0: none yet).
@@ -249,6 +326,8 @@ pub struct GlobalStats {
     pub last_close_rss_before: u64,
     /// RSS after the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
     pub last_close_rss_after: u64,
+    /// Thread heaps ever created (live or parked).
+    pub heaps: u64,
     /// Automatic epoch advances (counter).
     pub auto_advances: u64,
     /// Epochs opened while all 16 ring slots were ACTIVE, so that an active era passed (counter).
@@ -267,17 +346,70 @@ pub struct GlobalStats {
     pub reclaimer_ticks: u64,
 }
 
-/// A point-in-time view of every counter. Not atomic across counters (see the module docs).
+/// One entry of the label registry.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LabelEntry {
+    /// Label id (0 is the fixed overflow label).
+    pub id: u32,
+    /// The label text.
+    pub label: String,
+}
+
+/// A point-in-time view of every counter, in the shape of the stats_dump JSON document (the
+/// reference's keys, with its bugs fixed: `current_epoch` is the ring index and the era is
+/// separate; no counter underflows; nothing is over-counted). Not atomic across counters (see
+/// the module docs).
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Version of the allocator crate that produced the snapshot.
+    pub version: String,
     /// CLOCK_REALTIME ns when the snapshot was taken.
     pub timestamp_ns: u64,
+    /// Process id of the process the snapshot describes.
+    pub pid: u32,
     /// OS page size in bytes.
     pub page_size: u64,
     /// Bytes per slab.
     pub slab_size: u64,
-    /// The current epoch (its era; its ring index is `era - 1 mod 16`).
+    /// Slots in the epoch ring (16).
+    pub epoch_count: u32,
+    /// The current epoch; serialized as its ring index (`current_epoch`), the era separately.
+    #[serde(serialize_with = "ser_ring_index")]
     pub current_epoch: EpochId,
+    /// Era of the current epoch.
+    pub current_era: u64,
+    /// Ring slots holding an ACTIVE epoch (the current one and domains').
+    pub active_epoch_count: u32,
+    /// Ring slots holding a CLOSING epoch.
+    pub closing_epoch_count: u32,
+    /// Slabs ever taken for a size class (counter): sum of `classes[].new_slab_count`.
+    pub total_slabs_allocated: u64,
+    /// Emptied slabs kept warm for reuse (counter): sum of `classes[].empty_slab_recycled`.
+    pub total_slabs_recycled: u64,
+    /// Slabs holding objects now (gauge): sum of `classes[].net_slabs`.
+    pub net_slabs: u64,
+    /// Resident set size of the process (bytes, from /proc; 0 if unreadable).
+    pub rss_bytes_current: u64,
+    /// Resident bytes of all slabs (gauge): sum of `classes[].estimated_rss_bytes`.
+    pub estimated_slab_rss_bytes: u64,
+    /// Sum of `classes[].slow_path_hits`.
+    pub total_slow_path_hits: u64,
+    /// Sum of `classes[].empty_slab_overflowed`.
+    pub total_cache_overflows: u64,
+    /// Sum of `classes[].slow_path_cache_miss`.
+    pub total_slow_cache_miss: u64,
+    /// Sum of `classes[].slow_path_epoch_closed`.
+    pub total_slow_epoch_closed: u64,
+    /// `madvise` calls (counter).
+    pub total_madvise_calls: u64,
+    /// Bytes purged (counter).
+    pub total_madvise_bytes: u64,
+    /// `madvise` failures (counter).
+    pub total_madvise_failures: u64,
+    /// Registered domain labels.
+    pub label_registry: Vec<LabelEntry>,
     /// One entry per size class.
     pub classes: Vec<ClassStats>,
     /// One entry per ring slot.
@@ -286,43 +418,156 @@ pub struct Snapshot {
     pub global: GlobalStats,
 }
 
-fn sum(a: &[AtomicU64; NUM_CLASSES], into: &mut [u64; NUM_CLASSES]) {
-    for (o, c) in into.iter_mut().zip(a) {
-        *o += c.load(Ordering::Relaxed);
+/// The snapshot as fixed-size plain words: gathered without allocating (so the reclaimer thread
+/// can publish it, see `publish.rs`), every field a `u64` so any bit pattern is valid and the
+/// record can be copied word by word out of shared memory.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawSnapshot {
+    pub(crate) global: RawGlobal,
+    pub(crate) classes: [RawClass; NUM_CLASSES],
+    pub(crate) epochs: [RawEpoch; EPOCH_SLOTS],
+    pub(crate) labels: [RawLabel; MAX_LABELS],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawGlobal {
+    pub(crate) timestamp_ns: u64,
+    pub(crate) monotonic_ns: u64,
+    pub(crate) pid: u64,
+    pub(crate) page_size: u64,
+    pub(crate) current_era: u64,
+    pub(crate) rss: u64,
+    pub(crate) label_count: u64,
+    pub(crate) mapped_bytes: u64,
+    pub(crate) resident_bytes: u64,
+    pub(crate) large_objects: u64,
+    pub(crate) large_bytes: u64,
+    pub(crate) large_cache_bytes: u64,
+    pub(crate) large_cache_hits: u64,
+    pub(crate) segments: u64,
+    pub(crate) pooled_slabs: u64,
+    pub(crate) warm_slabs: u64,
+    pub(crate) madvise_calls: u64,
+    pub(crate) madvise_bytes: u64,
+    pub(crate) madvise_failures: u64,
+    pub(crate) epoch_close_calls: u64,
+    pub(crate) epoch_close_scanned_slabs: u64,
+    pub(crate) epoch_close_recycled_slabs: u64,
+    pub(crate) epoch_close_total_ns: u64,
+    pub(crate) last_close_era: u64,
+    pub(crate) last_close_ns: u64,
+    pub(crate) last_close_purged_bytes: u64,
+    pub(crate) last_close_rss_before: u64,
+    pub(crate) last_close_rss_after: u64,
+    pub(crate) heaps: u64,
+    pub(crate) auto_advances: u64,
+    pub(crate) ring_overflows: u64,
+    pub(crate) label_overflows: u64,
+    pub(crate) domain_misuse_out_of_order: u64,
+    pub(crate) domain_misuse_wrong_thread: u64,
+    pub(crate) domain_misuse_passed_era: u64,
+    pub(crate) domain_misuse_too_deep: u64,
+    pub(crate) reclaimer_ticks: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawClass {
+    pub(crate) allocations: u64,
+    pub(crate) frees: u64,
+    pub(crate) partial: u64,
+    pub(crate) full: u64,
+    pub(crate) warm: u64,
+    pub(crate) new_slabs: u64,
+    pub(crate) slow: u64,
+    pub(crate) miss: u64,
+    pub(crate) closed: u64,
+    pub(crate) recycled: u64,
+    pub(crate) overflowed: u64,
+    pub(crate) resident: u64,
+    pub(crate) madvise_calls: u64,
+    pub(crate) madvise_bytes: u64,
+    pub(crate) madvise_failures: u64,
+    pub(crate) close_sweeps: u64,
+    pub(crate) close_scanned: u64,
+    pub(crate) close_recycled: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawEpoch {
+    pub(crate) era: u64,
+    /// 0 unused, 1 active, 2 closing.
+    pub(crate) state: u64,
+    pub(crate) opened_ns: u64,
+    pub(crate) refcount: u64,
+    /// Label id or NO_LABEL.
+    pub(crate) label: u64,
+    pub(crate) partial: u64,
+    pub(crate) full: u64,
+    pub(crate) reclaimable: u64,
+    pub(crate) resident: u64,
+    pub(crate) live_slabs: u64,
+    pub(crate) live_bytes: u64,
+    pub(crate) stale: u64,
+    pub(crate) close_calls: u64,
+    pub(crate) close_scanned: u64,
+    pub(crate) close_recycled: u64,
+    pub(crate) purged_bytes: u64,
+    pub(crate) close_total_ns: u64,
+    pub(crate) last_close_ns: u64,
+    pub(crate) last_close_purged_bytes: u64,
+    pub(crate) rss_before_close: u64,
+    pub(crate) rss_after_close: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawLabel {
+    pub(crate) len: u64,
+    pub(crate) bytes: [u64; LABEL_MAX.div_ceil(8)],
+}
+
+impl RawSnapshot {
+    /// All zeros (a valid value: every field is a plain integer).
+    pub(crate) fn zeroed() -> RawSnapshot {
+        // SAFETY: RawSnapshot is repr(C) and made only of u64s, for which zero is valid.
+        unsafe { core::mem::zeroed() }
     }
 }
 
-/// Folds every counter into a [`Snapshot`]. Costs a walk over the thread heaps and the slab
-/// metadata (64 bytes per 64 KiB slab); does not stop other threads.
-pub fn snapshot() -> Snapshot {
-    let page = OS.page_size();
-    // Gather into fixed arrays first: the Vecs are built at the end so that this function's own
-    // allocations do not move the counters it is reading.
-    let mut allocs = [0u64; NUM_CLASSES];
-    let mut frees = [0u64; NUM_CLASSES];
-    let mut slow = [0u64; NUM_CLASSES];
-    let mut miss = [0u64; NUM_CLASSES];
-    let mut closed = [0u64; NUM_CLASSES];
-    let mut recycled = [0u64; NUM_CLASSES];
-    let mut overflowed = [0u64; NUM_CLASSES];
-    heap::for_each_heap(|s| {
-        sum(&s.allocs, &mut allocs);
-        sum(&s.frees, &mut frees);
-        sum(&s.slow_path_hits, &mut slow);
-        sum(&s.slow_cache_miss, &mut miss);
-        sum(&s.slow_epoch_closed, &mut closed);
-        sum(&s.empty_recycled, &mut recycled);
-        sum(&s.empty_overflowed, &mut overflowed);
-    });
-    sum(&GLOBAL.orphan_frees, &mut frees);
+fn sum_into(a: &[AtomicU64; NUM_CLASSES], into: &mut [RawClass; NUM_CLASSES], f: fn(&mut RawClass) -> &mut u64) {
+    for (o, c) in into.iter_mut().zip(a) {
+        *f(o) += c.load(Ordering::Relaxed);
+    }
+}
 
-    let mut partial = [0u64; NUM_CLASSES];
-    let mut full = [0u64; NUM_CLASSES];
-    let mut empty = [0u64; NUM_CLASSES];
-    let mut resident = [0u64; NUM_CLASSES];
-    let mut epoch_slabs = [0u64; EPOCH_SLOTS];
-    let mut epoch_bytes = [0u64; EPOCH_SLOTS];
-    let mut stale = [0u64; EPOCH_SLOTS];
+/// Reads every counter into `raw`, allocating nothing. `rss` says whether to read the process
+/// RSS from /proc (a few microseconds).
+pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
+    *raw = RawSnapshot::zeroed();
+    let page = OS.page_size();
+    heap::for_each_heap(|s| {
+        sum_into(&s.allocs, &mut raw.classes, |c| &mut c.allocations);
+        sum_into(&s.frees, &mut raw.classes, |c| &mut c.frees);
+        sum_into(&s.slow_path_hits, &mut raw.classes, |c| &mut c.slow);
+        sum_into(&s.slow_cache_miss, &mut raw.classes, |c| &mut c.miss);
+        sum_into(&s.slow_epoch_closed, &mut raw.classes, |c| &mut c.closed);
+        sum_into(&s.empty_recycled, &mut raw.classes, |c| &mut c.recycled);
+        sum_into(&s.empty_overflowed, &mut raw.classes, |c| &mut c.overflowed);
+    });
+    let g = &GLOBAL;
+    sum_into(&g.orphan_frees, &mut raw.classes, |c| &mut c.frees);
+    sum_into(&g.new_slabs, &mut raw.classes, |c| &mut c.new_slabs);
+    sum_into(&g.class_madvise_calls, &mut raw.classes, |c| &mut c.madvise_calls);
+    sum_into(&g.class_madvise_bytes, &mut raw.classes, |c| &mut c.madvise_bytes);
+    sum_into(&g.class_madvise_failures, &mut raw.classes, |c| &mut c.madvise_failures);
+    sum_into(&g.class_close_sweeps, &mut raw.classes, |c| &mut c.close_sweeps);
+    sum_into(&g.class_close_scanned, &mut raw.classes, |c| &mut c.close_scanned);
+    sum_into(&g.class_close_recycled, &mut raw.classes, |c| &mut c.close_recycled);
+
     let mut slab_resident = 0u64;
     segment::for_each_slab(|slab| {
         let state = slab.state();
@@ -330,136 +575,282 @@ pub fn snapshot() -> Snapshot {
             return;
         }
         let c = slab.class();
+        let rc = &mut raw.classes[c.index()];
         let touched = slab.touched_bytes(page) as u64;
-        resident[c.index()] += touched;
+        rc.resident += touched;
         slab_resident += touched;
+        let era = slab.era.load(Ordering::Relaxed);
+        let slot = epoch::slot_of(era);
+        let current_era = RING[slot].era.load(Ordering::Relaxed) == era;
         match state {
-            SlabState::Full => full[c.index()] += 1,
-            SlabState::Empty => empty[c.index()] += 1,
-            _ => partial[c.index()] += 1,
+            SlabState::Full => rc.full += 1,
+            SlabState::Empty => rc.warm += 1,
+            _ => rc.partial += 1,
+        }
+        let re = &mut raw.epochs[slot];
+        if !current_era {
+            if slab.used() > 0 {
+                re.stale += 1;
+            }
+            return;
+        }
+        re.resident += touched;
+        match state {
+            SlabState::Full => re.full += 1,
+            SlabState::Empty => re.reclaimable += 1,
+            _ => re.partial += 1,
         }
         let used = slab.used() as u64;
         if used > 0 {
-            let era = slab.era.load(Ordering::Relaxed);
-            let slot = epoch::slot_of(era);
-            if RING[slot].era.load(Ordering::Relaxed) == era {
-                epoch_slabs[slot] += 1;
-                epoch_bytes[slot] += used * c.object_size() as u64;
-            } else {
-                stale[slot] += 1;
-            }
+            re.live_slabs += 1;
+            re.live_bytes += used * c.object_size() as u64;
         }
     });
 
-    let mut small_live = 0u64;
-    let classes: Vec<ClassStats> = SizeClass::all()
-        .map(|c| {
-            let i = c.index();
-            let live = allocs[i].saturating_sub(frees[i]);
-            small_live += live * c.object_size() as u64;
-            ClassStats {
-                class_index: i as u32,
-                object_size: c.object_size() as u64,
-                allocations: allocs[i],
-                frees: frees[i],
-                live_objects: live,
-                live_bytes: live * c.object_size() as u64,
-                partial_slabs: partial[i],
-                full_slabs: full[i],
-                cached_empty_slabs: empty[i],
-                new_slabs: GLOBAL.new_slabs[i].load(Ordering::Relaxed),
-                slow_path_hits: slow[i],
-                slow_path_cache_miss: miss[i],
-                slow_path_epoch_closed: closed[i],
-                empty_slab_recycled: recycled[i],
-                empty_slab_overflowed: overflowed[i],
-                resident_bytes: resident[i],
-            }
-        })
-        .collect();
-    let now = crate::os::monotonic_ns();
-    let epochs = (0..EPOCH_SLOTS)
-        .map(|i| {
-            let r = &RING[i];
-            let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-            let opened = l(&r.opened_ns);
-            let label_id = l(&r.label);
-            let label = (label_id != crate::domain::NO_LABEL).then(|| {
-                let mut buf = [0u8; crate::domain::LABEL_MAX];
-                let n = crate::domain::label_text(label_id as u8, &mut buf);
-                String::from_utf8_lossy(&buf[..n]).into_owned()
-            });
-            EpochStats {
-                epoch_id: i as u32,
-                era: l(&r.era),
-                state: r.state(),
-                opened_ns: opened,
-                age_sec: if opened == 0 { 0.0 } else { now.saturating_sub(opened) as f64 / 1e9 },
-                refcount: l(&r.refcount),
-                label,
-                live_slabs: epoch_slabs[i],
-                live_bytes: epoch_bytes[i],
-                stale_era_slabs: stale[i],
-                close_calls: l(&r.close_calls),
-                close_scanned_slabs: l(&r.close_scanned_slabs),
-                close_recycled_slabs: l(&r.close_recycled_slabs),
-                purged_bytes: l(&r.purged_bytes),
-                close_total_ns: l(&r.close_total_ns),
-                last_close_ns: l(&r.last_close_ns),
-                last_close_purged_bytes: l(&r.last_close_purged_bytes),
-                rss_before_close: l(&r.rss_before_close),
-                rss_after_close: l(&r.rss_after_close),
-            }
-        })
-        .collect();
+    let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    for (re, r) in raw.epochs.iter_mut().zip(&RING) {
+        re.era = l(&r.era);
+        re.state = match r.state() {
+            Some(EpochState::Active) => 1,
+            Some(EpochState::Closing) => 2,
+            None => 0,
+        };
+        re.opened_ns = l(&r.opened_ns);
+        re.refcount = l(&r.refcount);
+        re.label = l(&r.label);
+        re.close_calls = l(&r.close_calls);
+        re.close_scanned = l(&r.close_scanned_slabs);
+        re.close_recycled = l(&r.close_recycled_slabs);
+        re.purged_bytes = l(&r.purged_bytes);
+        re.close_total_ns = l(&r.close_total_ns);
+        re.last_close_ns = l(&r.last_close_ns);
+        re.last_close_purged_bytes = l(&r.last_close_purged_bytes);
+        re.rss_before_close = l(&r.rss_before_close);
+        re.rss_after_close = l(&r.rss_after_close);
+    }
+    raw.global.label_count = crate::domain::copy_labels(&mut raw.labels) as u64;
 
-    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let segments = g(&GLOBAL.segments_mapped);
-    let large_mapped = g(&GLOBAL.large_mapped_bytes);
-    let heap_bytes = g(&GLOBAL.heap_bytes);
+    let segments = l(&g.segments_mapped);
+    let large_mapped = l(&g.large_mapped_bytes);
+    let heap_bytes = l(&g.heap_bytes);
     // Each segment's header: the slab metadata array spans two pages.
     let header_resident = segments * 2 * page as u64;
-    let large_allocs = g(&GLOBAL.large_allocs);
-    let global = GlobalStats {
-        mapped_bytes: segments * SEGMENT_SIZE as u64 + large_mapped + heap_bytes,
-        resident_bytes: slab_resident + header_resident + large_mapped + heap_bytes,
-        small_live_bytes: small_live,
-        large_objects: large_allocs.saturating_sub(g(&GLOBAL.large_frees)),
-        large_bytes: g(&GLOBAL.large_live_bytes),
-        large_cache_bytes: g(&GLOBAL.large_cache_bytes),
-        large_cache_hits: g(&GLOBAL.large_cache_hits),
-        segments,
-        pooled_slabs: segment::POOL_SLABS.load(Ordering::Relaxed) as u64,
-        madvise_calls: g(&GLOBAL.madvise_calls),
-        madvise_bytes: g(&GLOBAL.madvise_bytes),
-        madvise_failures: g(&GLOBAL.madvise_failures),
-        epoch_close_calls: g(&GLOBAL.epoch_close_calls),
-        epoch_close_scanned_slabs: g(&GLOBAL.epoch_close_scanned_slabs),
-        epoch_close_recycled_slabs: g(&GLOBAL.epoch_close_recycled_slabs),
-        heaps: g(&GLOBAL.heaps),
-        warm_slabs: segment::WARM_SLABS.load(Ordering::Relaxed) as u64,
-        epoch_close_total_ns: g(&GLOBAL.epoch_close_total_ns),
-        last_close_era: g(&GLOBAL.last_close_era),
-        last_close_ns: g(&GLOBAL.last_close_ns),
-        last_close_purged_bytes: g(&GLOBAL.last_close_purged_bytes),
-        last_close_rss_before: g(&GLOBAL.last_close_rss_before),
-        last_close_rss_after: g(&GLOBAL.last_close_rss_after),
-        auto_advances: g(&GLOBAL.auto_advances),
-        ring_overflows: g(&GLOBAL.ring_overflows),
-        label_overflows: g(&GLOBAL.label_overflows),
-        domain_misuse_out_of_order: g(&GLOBAL.domain_misuse_out_of_order),
-        domain_misuse_wrong_thread: g(&GLOBAL.domain_misuse_wrong_thread),
-        domain_misuse_passed_era: g(&GLOBAL.domain_misuse_passed_era),
-        domain_misuse_too_deep: g(&GLOBAL.domain_misuse_too_deep),
-        reclaimer_ticks: crate::reclaim::TICKS.load(Ordering::Relaxed),
-    };
-    Snapshot {
-        timestamp_ns: crate::os::realtime_ns(),
-        page_size: page as u64,
-        slab_size: SLAB_SIZE as u64,
-        current_epoch: epoch::current(),
-        classes,
-        epochs,
-        global,
+    let rg = &mut raw.global;
+    rg.timestamp_ns = crate::os::realtime_ns();
+    rg.monotonic_ns = crate::os::monotonic_ns();
+    // SAFETY: getpid has no preconditions.
+    rg.pid = unsafe { libc::getpid() } as u64;
+    rg.page_size = page as u64;
+    rg.current_era = epoch::current().era();
+    rg.rss = if rss { crate::os::rss_bytes() } else { 0 };
+    rg.mapped_bytes = segments * SEGMENT_SIZE as u64 + large_mapped + heap_bytes;
+    rg.resident_bytes = slab_resident + header_resident + large_mapped + heap_bytes;
+    rg.large_objects = l(&g.large_allocs).saturating_sub(l(&g.large_frees));
+    rg.large_bytes = l(&g.large_live_bytes);
+    rg.large_cache_bytes = l(&g.large_cache_bytes);
+    rg.large_cache_hits = l(&g.large_cache_hits);
+    rg.segments = segments;
+    rg.pooled_slabs = segment::POOL_SLABS.load(Ordering::Relaxed) as u64;
+    rg.warm_slabs = segment::WARM_SLABS.load(Ordering::Relaxed) as u64;
+    rg.madvise_calls = l(&g.madvise_calls);
+    rg.madvise_bytes = l(&g.madvise_bytes);
+    rg.madvise_failures = l(&g.madvise_failures);
+    rg.epoch_close_calls = l(&g.epoch_close_calls);
+    rg.epoch_close_scanned_slabs = l(&g.epoch_close_scanned_slabs);
+    rg.epoch_close_recycled_slabs = l(&g.epoch_close_recycled_slabs);
+    rg.epoch_close_total_ns = l(&g.epoch_close_total_ns);
+    rg.last_close_era = l(&g.last_close_era);
+    rg.last_close_ns = l(&g.last_close_ns);
+    rg.last_close_purged_bytes = l(&g.last_close_purged_bytes);
+    rg.last_close_rss_before = l(&g.last_close_rss_before);
+    rg.last_close_rss_after = l(&g.last_close_rss_after);
+    rg.heaps = l(&g.heaps);
+    rg.auto_advances = l(&g.auto_advances);
+    rg.ring_overflows = l(&g.ring_overflows);
+    rg.label_overflows = l(&g.label_overflows);
+    rg.domain_misuse_out_of_order = l(&g.domain_misuse_out_of_order);
+    rg.domain_misuse_wrong_thread = l(&g.domain_misuse_wrong_thread);
+    rg.domain_misuse_passed_era = l(&g.domain_misuse_passed_era);
+    rg.domain_misuse_too_deep = l(&g.domain_misuse_too_deep);
+    rg.reclaimer_ticks = crate::reclaim::TICKS.load(Ordering::Relaxed);
+}
+
+fn label_string(raw: &RawSnapshot, id: u64) -> Option<String> {
+    if id == NO_LABEL {
+        return None;
     }
+    let l = raw.labels.get(id as usize).unwrap_or(&raw.labels[0]);
+    let mut bytes = [0u8; LABEL_MAX.div_ceil(8) * 8];
+    for (chunk, w) in bytes.chunks_mut(8).zip(&l.bytes) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    let n = (l.len as usize).min(LABEL_MAX);
+    Some(String::from_utf8_lossy(&bytes[..n]).into_owned())
+}
+
+impl Snapshot {
+    /// Builds the document from raw words (in-process, or copied out of another process's
+    /// published region).
+    pub(crate) fn from_raw(raw: &RawSnapshot) -> Snapshot {
+        let rg = &raw.global;
+        let pct = |a: u64, b: u64| if a + b == 0 { 0.0 } else { a as f64 * 100.0 / (a + b) as f64 };
+        let classes: Vec<ClassStats> = SizeClass::all()
+            .map(|c| {
+                let r = &raw.classes[c.index()];
+                let size = c.object_size() as u64;
+                let live = r.allocations.saturating_sub(r.frees);
+                let live_bytes = live * size;
+                ClassStats {
+                    class_index: c.index() as u32,
+                    object_size: size,
+                    allocations: r.allocations,
+                    frees: r.frees,
+                    live_objects: live,
+                    live_bytes,
+                    partial_slabs: r.partial,
+                    full_slabs: r.full,
+                    net_slabs: r.partial + r.full,
+                    cached_empty_slabs: r.warm,
+                    cache_capacity: segment::WARM_MAX as u64,
+                    new_slabs: r.new_slabs,
+                    slow_path_hits: r.slow,
+                    slow_path_cache_miss: r.miss,
+                    slow_path_epoch_closed: r.closed,
+                    empty_slab_recycled: r.recycled,
+                    empty_slab_overflowed: r.overflowed,
+                    recycle_rate_pct: pct(r.recycled, r.overflowed),
+                    madvise_calls: r.madvise_calls,
+                    madvise_bytes: r.madvise_bytes,
+                    madvise_failures: r.madvise_failures,
+                    epoch_close_calls: r.close_sweeps,
+                    epoch_close_scanned_slabs: r.close_scanned,
+                    epoch_close_recycled_slabs: r.close_recycled,
+                    epoch_close_total_ns: 0,
+                    resident_bytes: r.resident,
+                    fragmentation_ratio: if r.resident == 0 {
+                        0.0
+                    } else {
+                        (1.0 - live_bytes as f64 / r.resident as f64).max(0.0)
+                    },
+                }
+            })
+            .collect();
+        let epochs: Vec<EpochStats> = raw
+            .epochs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| EpochStats {
+                epoch_id: i as u32,
+                era: r.era,
+                state: match r.state {
+                    1 => Some(EpochState::Active),
+                    2 => Some(EpochState::Closing),
+                    _ => None,
+                },
+                opened_ns: r.opened_ns,
+                age_sec: if r.opened_ns == 0 && r.era <= 1 {
+                    0.0
+                } else {
+                    rg.monotonic_ns.saturating_sub(r.opened_ns) as f64 / 1e9
+                },
+                refcount: r.refcount,
+                label: label_string(raw, r.label),
+                total_partial_slabs: r.partial,
+                total_full_slabs: r.full,
+                total_reclaimable_slabs: r.reclaimable,
+                estimated_rss_bytes: r.resident,
+                live_slabs: r.live_slabs,
+                live_bytes: r.live_bytes,
+                stale_era_slabs: r.stale,
+                close_calls: r.close_calls,
+                close_scanned_slabs: r.close_scanned,
+                close_recycled_slabs: r.close_recycled,
+                reclamation_yield: (r.close_scanned > 0).then(|| r.close_recycled as f64 / r.close_scanned as f64),
+                purged_bytes: r.purged_bytes,
+                close_total_ns: r.close_total_ns,
+                last_close_ns: r.last_close_ns,
+                last_close_purged_bytes: r.last_close_purged_bytes,
+                rss_before_close: r.rss_before_close,
+                rss_after_close: r.rss_after_close,
+            })
+            .collect();
+        let label_registry = (1..=rg.label_count.min(MAX_LABELS as u64 - 1))
+            .chain(core::iter::once(0))
+            .map(|id| LabelEntry { id: id as u32, label: label_string(raw, id).unwrap_or_default() })
+            .collect();
+        let small_live: u64 = classes.iter().map(|c| c.live_bytes).sum();
+        let sum = |f: fn(&ClassStats) -> u64| classes.iter().map(f).sum::<u64>();
+        Snapshot {
+            schema_version: SCHEMA_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            timestamp_ns: rg.timestamp_ns,
+            pid: rg.pid as u32,
+            page_size: rg.page_size,
+            slab_size: SLAB_SIZE as u64,
+            epoch_count: EPOCH_SLOTS as u32,
+            current_epoch: EpochId::from_era(rg.current_era),
+            current_era: rg.current_era,
+            active_epoch_count: epochs.iter().filter(|e| e.state == Some(EpochState::Active)).count() as u32,
+            closing_epoch_count: epochs.iter().filter(|e| e.state == Some(EpochState::Closing)).count() as u32,
+            total_slabs_allocated: sum(|c| c.new_slabs),
+            total_slabs_recycled: sum(|c| c.empty_slab_recycled),
+            net_slabs: sum(|c| c.net_slabs),
+            rss_bytes_current: rg.rss,
+            estimated_slab_rss_bytes: sum(|c| c.resident_bytes),
+            total_slow_path_hits: sum(|c| c.slow_path_hits),
+            total_cache_overflows: sum(|c| c.empty_slab_overflowed),
+            total_slow_cache_miss: sum(|c| c.slow_path_cache_miss),
+            total_slow_epoch_closed: sum(|c| c.slow_path_epoch_closed),
+            total_madvise_calls: rg.madvise_calls,
+            total_madvise_bytes: rg.madvise_bytes,
+            total_madvise_failures: rg.madvise_failures,
+            label_registry,
+            global: GlobalStats {
+                mapped_bytes: rg.mapped_bytes,
+                resident_bytes: rg.resident_bytes,
+                small_live_bytes: small_live,
+                large_objects: rg.large_objects,
+                large_bytes: rg.large_bytes,
+                large_cache_bytes: rg.large_cache_bytes,
+                large_cache_hits: rg.large_cache_hits,
+                segments: rg.segments,
+                pooled_slabs: rg.pooled_slabs,
+                warm_slabs: rg.warm_slabs,
+                madvise_calls: rg.madvise_calls,
+                madvise_bytes: rg.madvise_bytes,
+                madvise_failures: rg.madvise_failures,
+                epoch_close_calls: rg.epoch_close_calls,
+                epoch_close_scanned_slabs: rg.epoch_close_scanned_slabs,
+                epoch_close_recycled_slabs: rg.epoch_close_recycled_slabs,
+                epoch_close_total_ns: rg.epoch_close_total_ns,
+                last_close_era: rg.last_close_era,
+                last_close_ns: rg.last_close_ns,
+                last_close_purged_bytes: rg.last_close_purged_bytes,
+                last_close_rss_before: rg.last_close_rss_before,
+                last_close_rss_after: rg.last_close_rss_after,
+                heaps: rg.heaps,
+                auto_advances: rg.auto_advances,
+                ring_overflows: rg.ring_overflows,
+                label_overflows: rg.label_overflows,
+                domain_misuse_out_of_order: rg.domain_misuse_out_of_order,
+                domain_misuse_wrong_thread: rg.domain_misuse_wrong_thread,
+                domain_misuse_passed_era: rg.domain_misuse_passed_era,
+                domain_misuse_too_deep: rg.domain_misuse_too_deep,
+                reclaimer_ticks: rg.reclaimer_ticks,
+            },
+            classes,
+            epochs,
+        }
+    }
+}
+
+/// Folds every counter into a [`Snapshot`] of this process. Costs a walk over the thread heaps
+/// and the slab metadata (64 bytes per 64 KiB slab) and a read of /proc/self/statm; does not stop
+/// other threads.
+pub fn snapshot() -> Snapshot {
+    // Gather into fixed words on the stack first: the Vecs are built afterwards, so this
+    // function's own allocations do not move the counters it is reading.
+    let mut raw = RawSnapshot::zeroed();
+    gather(&mut raw, true);
+    Snapshot::from_raw(&raw)
 }

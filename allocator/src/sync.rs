@@ -44,6 +44,21 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Takes the lock without a guard (for the fork handlers, which lock in one function and
+    /// unlock in another).
+    pub(crate) fn raw_lock(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`SpinLock::raw_lock`].
+    ///
+    /// # Safety
+    /// The caller must hold the lock through `raw_lock` (in this process image).
+    pub(crate) unsafe fn raw_unlock(&self) {
+        // Release: pairs with the Acquire swap in `lock`/`try_lock`.
+        self.locked.store(false, Ordering::Release);
+    }
+
     pub(crate) fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
         // Acquire: pairs with the Release store in `SpinGuard::drop`.
         (!self.locked.swap(true, Ordering::Acquire)).then_some(SpinGuard { lock: self })

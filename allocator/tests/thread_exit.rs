@@ -91,23 +91,84 @@ fn frees_after_the_owner_exited_drain_its_slabs() {
 }
 
 #[test]
-fn snapshot_serializes_with_every_section() {
+fn snapshot_serializes_with_the_reference_keys() {
     let v = serde_json::to_value(snapshot()).unwrap();
     assert_eq!(v["classes"].as_array().unwrap().len(), temporal_slab::size_class::NUM_CLASSES);
     assert_eq!(v["epochs"].as_array().unwrap().len(), 16);
-    for key in ["mapped_bytes", "resident_bytes", "large_objects", "madvise_calls", "madvise_failures"] {
-        assert!(v["global"][key].is_u64(), "global.{key} missing");
-    }
+    // The reference stats_dump's top-level keys.
     for key in [
+        "schema_version",
+        "timestamp_ns",
+        "pid",
+        "page_size",
+        "epoch_count",
+        "current_epoch",
+        "active_epoch_count",
+        "closing_epoch_count",
+        "total_slabs_allocated",
+        "total_slabs_recycled",
+        "net_slabs",
+        "rss_bytes_current",
+        "estimated_slab_rss_bytes",
+        "total_slow_path_hits",
+        "total_cache_overflows",
+        "total_slow_cache_miss",
+        "total_slow_epoch_closed",
+        "total_madvise_calls",
+        "total_madvise_bytes",
+        "total_madvise_failures",
+    ] {
+        assert!(v[key].is_u64(), "{key} missing");
+    }
+    assert!(v["version"].is_string() && v["label_registry"].is_array());
+    // current_epoch is the ring index (the reference printed the raw counter); the era is apart.
+    let (index, era) = (v["current_epoch"].as_u64().unwrap(), v["current_era"].as_u64().unwrap());
+    assert!(index < 16);
+    assert_eq!((era - 1) % 16, index);
+    // classes[]: the reference's keys, then ours.
+    for key in [
+        "class_index",
+        "object_size",
+        "slow_path_hits",
+        "new_slab_count",
+        "empty_slab_recycled",
+        "empty_slab_overflowed",
+        "slow_path_cache_miss",
+        "slow_path_epoch_closed",
+        "madvise_calls",
+        "madvise_bytes",
+        "madvise_failures",
+        "epoch_close_calls",
+        "epoch_close_scanned_slabs",
+        "epoch_close_recycled_slabs",
+        "epoch_close_total_ns",
+        "cache_size",
+        "cache_capacity",
+        "total_partial_slabs",
+        "total_full_slabs",
+        "net_slabs",
+        "estimated_rss_bytes",
         "allocations",
         "frees",
         "live_objects",
-        "partial_slabs",
-        "full_slabs",
-        "cached_empty_slabs",
-        "slow_path_cache_miss",
-        "slow_path_epoch_closed",
+        "live_bytes",
     ] {
         assert!(v["classes"][0][key].is_u64(), "classes[].{key} missing");
     }
+    assert!(v["classes"][0]["recycle_rate_pct"].is_number() && v["classes"][0]["fragmentation_ratio"].is_number());
+    // epochs[]: the reference's keys.
+    for key in [
+        "epoch_id",
+        "epoch_era",
+        "refcount",
+        "total_partial_slabs",
+        "total_full_slabs",
+        "total_reclaimable_slabs",
+        "estimated_rss_bytes",
+    ] {
+        assert!(v["epochs"][0][key].is_u64(), "epochs[].{key} missing");
+    }
+    assert!(v["epochs"][0]["age_sec"].is_number());
+    assert!(["ACTIVE", "CLOSING", "UNUSED"].contains(&v["epochs"][0]["state"].as_str().unwrap()));
+    assert!(v["epochs"][0]["label"].is_string());
 }

@@ -1,0 +1,196 @@
+//! Reading another process's published counters (see `publish.rs`): find its region through
+//! `/proc/PID/fd`, map it read-only, copy a consistent snapshot under the seqlock.
+//!
+//! Every failure is an [`AttachError`] whose message names the cause and the fix in one line.
+
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+use std::fmt;
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
+
+use crate::publish::{
+    BODY_WORDS, HEADER_WORDS, H_BODY_BYTES, H_CLASSES, H_EPOCHS, H_HEADER_BYTES, H_LABELS, H_MAGIC, H_PID, H_PUBLISHES,
+    H_SEQ, H_VERSION, LAYOUT_VERSION, MAGIC, MEMFD_NAME,
+};
+use crate::stats::{RawSnapshot, Snapshot};
+
+/// Why a process's counters could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachError {
+    /// No process has this pid.
+    NoSuchProcess(u32),
+    /// The caller may not inspect the process.
+    PermissionDenied(u32),
+    /// The process publishes no temporal-slab region.
+    NotPublishing(u32),
+    /// The region's layout is one this build does not understand.
+    UnknownLayout {
+        /// The target's pid.
+        pid: u32,
+        /// The layout version found.
+        found: u64,
+    },
+    /// The process went away while being read.
+    Exited(u32),
+    /// The region kept changing for too long to copy a consistent snapshot.
+    Busy(u32),
+    /// Another I/O error.
+    Io {
+        /// The target's pid.
+        pid: u32,
+        /// What failed.
+        what: String,
+    },
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::NoSuchProcess(p) => {
+                write!(f, "no process with pid {p}: check the pid (is the process still running?)")
+            }
+            AttachError::PermissionDenied(p) => write!(
+                f,
+                "permission denied inspecting pid {p}: run as the same user as the target, or as root \
+                 (the kernel's ptrace access check guards /proc/{p}/fd)"
+            ),
+            AttachError::NotPublishing(p) => write!(
+                f,
+                "pid {p} publishes no temporal-slab statistics: it does not use TemporalSlab as its \
+                 global allocator, has not allocated yet, or runs with TSLAB_PUBLISH=0 or TSLAB_RECLAIM=0"
+            ),
+            AttachError::UnknownLayout { pid, found } => write!(
+                f,
+                "pid {pid} publishes statistics layout version {found}, this build reads version \
+                 {LAYOUT_VERSION}: use the stats_dump built with the target's temporal-slab version"
+            ),
+            AttachError::Exited(p) => write!(f, "pid {p} exited while being read: run again while it is alive"),
+            AttachError::Busy(p) => write!(f, "pid {p}'s statistics changed during every read attempt: try again"),
+            AttachError::Io { pid, what } => write!(f, "reading statistics of pid {pid}: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for AttachError {}
+
+/// Reads the latest snapshot that process `pid` published (at most one reclaimer tick, 100 ms,
+/// old). Needs permission to inspect the process (same uid, or root).
+pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
+    let proc_dir = format!("/proc/{pid}");
+    match std::fs::metadata(&proc_dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(AttachError::NoSuchProcess(pid)),
+        Err(e) => return Err(AttachError::Io { pid, what: format!("{proc_dir}: {e}") }),
+    }
+    let fd_dir = format!("{proc_dir}/fd");
+    let entries = match std::fs::read_dir(&fd_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(AttachError::PermissionDenied(pid)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(AttachError::Exited(pid)),
+        Err(e) => return Err(AttachError::Io { pid, what: format!("{fd_dir}: {e}") }),
+    };
+    let wanted = format!("/memfd:{MEMFD_NAME}");
+    let mut unknown: Option<u64> = None;
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
+        if !target.to_string_lossy().starts_with(&wanted) {
+            continue;
+        }
+        let file = match File::open(entry.path()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(AttachError::PermissionDenied(pid)),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(AttachError::Exited(pid)),
+            Err(e) => return Err(AttachError::Io { pid, what: format!("{}: {e}", entry.path().display()) }),
+        };
+        match read_region(&file, pid) {
+            Ok(Some(s)) => return Ok(s),
+            Ok(None) => {}
+            Err(AttachError::UnknownLayout { found, .. }) => unknown = Some(found),
+            Err(e) => return Err(e),
+        }
+    }
+    match unknown {
+        Some(found) => Err(AttachError::UnknownLayout { pid, found }),
+        None if std::fs::metadata(&proc_dir).is_err() => Err(AttachError::Exited(pid)),
+        None => Err(AttachError::NotPublishing(pid)),
+    }
+}
+
+/// A read-only shared mapping, unmapped on drop.
+struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: a mapping we made in `read_region` and no longer use.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// Reads one candidate region. `Ok(None)`: not a region of `pid` (an inherited descriptor of a
+/// parent, or not ours at all).
+fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
+    let len = file.metadata().map_err(|e| AttachError::Io { pid, what: e.to_string() })?.len() as usize;
+    if len < HEADER_WORDS * 8 {
+        return Ok(None);
+    }
+    // SAFETY: a read-only shared mapping of a file we hold open; failure is checked.
+    let ptr = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+    if ptr == libc::MAP_FAILED {
+        return Err(AttachError::Io { pid, what: format!("mapping the region: {}", std::io::Error::last_os_error()) });
+    }
+    let map = Mapping { ptr, len };
+    let words = map.ptr.cast::<AtomicU64>();
+    let word_count = len / 8;
+    // SAFETY: i < word_count words lie inside the mapping; the writer (another process) stores
+    // with atomics, so atomic loads make the concurrent reads well defined.
+    let at = |i: usize| unsafe { (*words.add(i)).load(Ordering::Relaxed) };
+    if at(H_MAGIC) != MAGIC {
+        return Ok(None);
+    }
+    let version = at(H_VERSION);
+    let layout_ok = version == LAYOUT_VERSION
+        && at(H_HEADER_BYTES) == (HEADER_WORDS * 8) as u64
+        && at(H_BODY_BYTES) == (BODY_WORDS * 8) as u64
+        && at(H_CLASSES) == crate::size_class::NUM_CLASSES as u64
+        && at(H_EPOCHS) == crate::epoch::EPOCH_SLOTS as u64
+        && at(H_LABELS) == crate::domain::MAX_LABELS as u64
+        && word_count >= HEADER_WORDS + BODY_WORDS;
+    if !layout_ok {
+        return Err(AttachError::UnknownLayout { pid, found: version });
+    }
+    if at(H_PID) != pid as u64 {
+        return Ok(None);
+    }
+    let mut raw = RawSnapshot::zeroed();
+    for attempt in 0..10_000 {
+        // SAFETY: H_SEQ is inside the header.
+        let s1 = unsafe { (*words.add(H_SEQ)).load(Ordering::Acquire) };
+        if s1 % 2 == 1 || at(H_PUBLISHES) == 0 {
+            if attempt % 100 == 99 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::hint::spin_loop();
+            continue;
+        }
+        // SAFETY: RawSnapshot is repr(C) of u64s, exactly BODY_WORDS words; every bit pattern is
+        // valid.
+        let body: &mut [u64; BODY_WORDS] = unsafe { &mut *core::ptr::from_mut(&mut raw).cast::<[u64; BODY_WORDS]>() };
+        for (i, w) in body.iter_mut().enumerate() {
+            *w = at(HEADER_WORDS + i);
+        }
+        // Acquire fence: the body reads above happen before the second sequence read (pairs with
+        // the writer's Release fence after making the sequence odd).
+        fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let s2 = unsafe { (*words.add(H_SEQ)).load(Ordering::Relaxed) };
+        if s1 == s2 {
+            return Ok(Some(Snapshot::from_raw(&raw)));
+        }
+    }
+    Err(AttachError::Busy(pid))
+}
