@@ -251,8 +251,19 @@ impl Heap {
     #[cold]
     pub(crate) fn alloc_slow(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
         let c = class.index();
+        let mut epoch_changed = false;
+        if self.gen.get() != GEN.load(Ordering::Relaxed) {
+            epoch_changed = self.refresh();
+        } else if let Some(slab) = NonNull::new(self.bins[c].get()) {
+            // Not a slow-path event: the bin's never-used (bump) region serves the object.
+            // SAFETY: bins hold slabs this heap owns.
+            if let Some(got) = unsafe { slab.as_ref() }.pop() {
+                bump_owned(&self.stats.allocs[c]);
+                return Some(got);
+            }
+        }
         bump_owned(&self.stats.slow_path_hits[c]);
-        if self.gen.get() != GEN.load(Ordering::Relaxed) && self.refresh() {
+        if epoch_changed {
             bump_owned(&self.stats.slow_epoch_closed[c]);
         }
         let got = self.alloc_from_bin(class).or_else(|| {

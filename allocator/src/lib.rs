@@ -217,6 +217,12 @@ unsafe impl GlobalAlloc for TemporalSlab {
 
 /// Hooks for tests: failure injection through the OS layer, and fork.
 pub mod testing {
+    /// Publishes an extra statistics region whose header claims layout `version`, to test
+    /// readers against a layout they do not know. Returns false if memfd is unavailable.
+    pub fn publish_fake_region(version: u64) -> bool {
+        crate::publish::publish_fake_region(version)
+    }
+
     /// Forks the process: `Ok(None)` in the child, `Ok(Some(child_pid))` in the parent. The
     /// allocator's fork handlers keep its locks consistent, and the child publishes its own
     /// statistics region, never the parent's. Heaps of threads other than the caller stay

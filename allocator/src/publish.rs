@@ -162,3 +162,27 @@ pub(crate) fn after_fork_in_child() {
         STATE.store(0, Ordering::Relaxed);
     }
 }
+
+/// Test hook: publishes a region whose header claims layout `version` (so a reader can be
+/// tested against a layout it does not know). The descriptor stays open for the life of the
+/// process. Returns false if memfd is unavailable.
+pub(crate) fn publish_fake_region(version: u64) -> bool {
+    let len = region_len();
+    // SAFETY: plain syscalls on a fresh descriptor we own; failures are checked. The mapping is
+    // leaked on purpose (the region must stay visible).
+    unsafe {
+        let fd = libc::memfd_create(c"temporal-slab-stats".as_ptr(), libc::MFD_CLOEXEC);
+        if fd < 0 || libc::ftruncate(fd, len as libc::off_t) != 0 {
+            return false;
+        }
+        let p = libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        let words = p.cast::<AtomicU64>();
+        (*words.add(H_MAGIC)).store(MAGIC, Ordering::Relaxed);
+        (*words.add(H_VERSION)).store(version, Ordering::Relaxed);
+        (*words.add(H_PID)).store(libc::getpid() as u64, Ordering::Relaxed);
+        true
+    }
+}
