@@ -34,7 +34,7 @@ static GLOBAL: TemporalSlab = TemporalSlab::new();
     stats_dump --pid 1234                     JSON on stdout, summary on stderr
     stats_dump --pid 1234 --no-json --doctor  summary and findings only
     stats_dump --pid 1234 --no-text | jq .global
-    stats_dump --demo                         run a small workload here and dump it
+    stats_dump --demo --doctor                run a small workload here and attach to it
 
 ACCESS:
     Reading a process's statistics needs the same permission as inspecting it with a
@@ -48,7 +48,7 @@ struct Cli {
     /// Process to attach to.
     #[arg(long, value_name = "PID", conflicts_with = "demo")]
     pid: Option<u32>,
-    /// Run a built-in demo workload in this process and dump its snapshot (works anywhere).
+    /// Run a built-in demo workload in this process and attach to it (works anywhere).
     #[arg(long)]
     demo: bool,
     /// Print the JSON snapshot on stdout (the default).
@@ -89,7 +89,7 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     let snap = match (cli.pid, cli.demo) {
         (Some(pid), _) => temporal_slab::attach::snapshot_of(pid)?,
-        (None, true) => demo_snapshot(),
+        (None, true) => demo_snapshot()?,
         (None, false) => bail!(
             "no process given: use --pid PID to attach to a process that uses temporal-slab, \
              or --demo to dump a built-in workload (see --help)"
@@ -117,22 +117,42 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// A short in-process workload: request-like phases in labelled, auto-closing domains, plus one
-/// domain entered twice and exited once (a leak the doctor reports).
-fn demo_snapshot() -> Snapshot {
+/// The demo: runs request-like phases in labelled, auto-closing domains on background threads
+/// of this process, plus one domain entered twice and exited once (a leak the doctor reports),
+/// then reads this process's statistics through the same path as `--pid` (the published region,
+/// found through /proc).
+fn demo_snapshot() -> Result<Snapshot> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let leaked = temporal_slab::EpochDomain::new(Some("background-worker-3"));
     let g1 = leaked.enter();
     let g2 = leaked.enter();
     drop(g2);
-    let kept: Vec<String> = (0..2_000).map(|i| format!("session-{i}")).collect();
     std::mem::forget(g1);
-    for round in 0..20 {
-        let request = temporal_slab::EpochDomain::new(Some("http-request")).auto_close(true);
-        let _in = request.enter();
-        let body: Vec<Vec<u8>> = (0..500).map(|i| vec![round as u8; 64 + i % 900]).collect();
-        std::hint::black_box(&body);
+    let kept: Vec<String> = (0..2_000).map(|i| format!("session-{i}")).collect();
+    let workers: Vec<_> = ["http-request", "batch-job"]
+        .into_iter()
+        .map(|label| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut round = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let request = temporal_slab::EpochDomain::new(Some(label)).auto_close(true);
+                    let _in = request.enter();
+                    let body: Vec<Vec<u8>> = (0..200).map(|i| vec![round as u8; 64 + i * 7 % 900]).collect();
+                    std::hint::black_box(&body);
+                    round = round.wrapping_add(1);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+        .collect();
+    // Let a few publishes happen while the workers run.
+    std::thread::sleep(Duration::from_millis(400));
+    let snap = temporal_slab::attach::snapshot_of(std::process::id());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
     }
-    std::thread::sleep(Duration::from_millis(20));
     std::hint::black_box(&kept);
-    temporal_slab::snapshot()
+    Ok(snap?)
 }
