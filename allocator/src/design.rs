@@ -19,7 +19,12 @@
 //! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered eras; per-slot refcount and
 //!   label in the epoch ring; a bounded label registry.
 //! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges warm slabs and large
-//!   mappings idle for 0.5 s and drains parked heaps, and runs the optional automatic advance.
+//!   mappings idle for 0.5 s and drains parked heaps, runs the optional automatic advance, and
+//!   publishes the statistics.
+//! - **Published statistics** (`publish.rs`, read by `attach.rs`): a memfd-backed shared region,
+//!   a versioned header and an allocation-free raw snapshot rewritten under a seqlock each tick;
+//!   other processes find it through `/proc/PID/fd` (ptrace access rules). Fork handlers take
+//!   every allocator lock around `fork` and give the child its own region.
 //!
 //! # Invariants
 //!
@@ -57,6 +62,7 @@
 //! | `epoch::GEN` | `fetch_add` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |
 //! | `epoch::CURRENT_ERA` | store in advance | Release | `epoch::current` and refresh (Acquire) |
 //! | `SpinLock::locked` | swap true | Acquire | store false on unlock (Release) |
+//! | region seqlock | odd store, Release fence, body stores (Relaxed), even store (Release) | Release | reader: Acquire load of the sequence, body loads, Acquire fence, second sequence load |
 //! | `Slot::refcount` | domain enter `fetch_add` | Relaxed | a gauge; the exit's `fetch_sub` is AcqRel so the last guard's auto-close sees every guard's exit |
 //! | counters, `used`, `state`, `class`, `era`, `bump` | load / store | Relaxed | none: read by snapshots, which are not atomic across counters |
 //!
