@@ -171,7 +171,7 @@ pub struct ClassStats {
     pub empty_slab_overflowed: u64,
     /// `empty_slab_recycled / (recycled + overflowed)`, in percent (0 before any).
     pub recycle_rate_pct: f64,
-    /// `madvise` calls, bytes and failures for slabs of this class (counters).
+    /// `madvise` calls that purged pages of this class's slabs (counter).
     pub madvise_calls: u64,
     /// Bytes purged from slabs of this class (counter).
     pub madvise_bytes: u64,
@@ -765,7 +765,9 @@ impl Snapshot {
                 close_calls: r.close_calls,
                 close_scanned_slabs: r.close_scanned,
                 close_recycled_slabs: r.close_recycled,
-                reclamation_yield: (r.close_scanned > 0).then(|| r.close_recycled as f64 / r.close_scanned as f64),
+                // Clamped: the two counters are read apart, so `recycled` can run ahead of `scanned`.
+                reclamation_yield: (r.close_scanned > 0)
+                    .then(|| (r.close_recycled as f64 / r.close_scanned as f64).min(1.0)),
                 purged_bytes: r.purged_bytes,
                 close_total_ns: r.close_total_ns,
                 last_close_ns: r.last_close_ns,

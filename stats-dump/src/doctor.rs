@@ -82,7 +82,10 @@ pub fn diagnose(s: &Snapshot, stuck_after: f64) -> Vec<Finding> {
         out.push(Finding {
             severity: Severity::Critical,
             weight: s.total_madvise_failures,
-            what: format!("{} madvise calls failed: memory the allocator freed stays resident", s.total_madvise_failures),
+            what: format!(
+                "{} madvise calls failed: memory the allocator freed stays resident",
+                s.total_madvise_failures
+            ),
             fix: "check seccomp or container policies that block madvise(MADV_DONTNEED)".into(),
         });
     }
@@ -151,7 +154,10 @@ pub fn diagnose(s: &Snapshot, stuck_after: f64) -> Vec<Finding> {
                 .into(),
         });
     }
-    let misuse = g.domain_misuse_out_of_order + g.domain_misuse_wrong_thread + g.domain_misuse_passed_era + g.domain_misuse_too_deep;
+    let misuse = g.domain_misuse_out_of_order
+        + g.domain_misuse_wrong_thread
+        + g.domain_misuse_passed_era
+        + g.domain_misuse_too_deep;
     if misuse > 0 {
         out.push(Finding {
             severity: Severity::Warning,

@@ -38,9 +38,11 @@ pub fn write(w: &mut impl Write, s: &Snapshot) -> io::Result<()> {
         s.total_madvise_failures,
         bytes(g.large_cache_bytes)
     )?;
-    let yield_ = (g.epoch_close_scanned_slabs > 0)
-        .then(|| pct(g.epoch_close_recycled_slabs as f64 / g.epoch_close_scanned_slabs as f64))
-        .unwrap_or_else(|| "n/a".into());
+    let yield_ = if g.epoch_close_scanned_slabs > 0 {
+        pct((g.epoch_close_recycled_slabs as f64 / g.epoch_close_scanned_slabs as f64).min(1.0))
+    } else {
+        "n/a".to_string()
+    };
     writeln!(
         w,
         "  epochs   current {} (era {}), {} active, {} closing; {} closes, yield {yield_}, slow path {} ({} cache miss, {} epoch change)",
@@ -69,7 +71,8 @@ pub fn write(w: &mut impl Write, s: &Snapshot) -> io::Result<()> {
             )?;
         }
     }
-    let epochs: Vec<_> = s.epochs.iter().filter(|e| e.state.is_some() && (e.live_bytes > 0 || e.refcount > 0)).collect();
+    let epochs: Vec<_> =
+        s.epochs.iter().filter(|e| e.state.is_some() && (e.live_bytes > 0 || e.refcount > 0)).collect();
     if !epochs.is_empty() {
         writeln!(w, "  epochs holding memory or domains:")?;
         for e in epochs {

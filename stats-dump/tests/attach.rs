@@ -78,11 +78,17 @@ fn live_workload_snapshots_are_valid_and_consistent() {
         assert_eq!(snap["pid"].as_u64(), Some(target.0.id() as u64));
         // Objects counted per class and objects found in slabs agree (the two are read from
         // different places; allow for the operations in flight while the target runs).
-        let class_live: u64 = snap["classes"].as_array().unwrap().iter().map(|c| c["live_bytes"].as_u64().unwrap()).sum();
-        let epoch_live: u64 = snap["epochs"].as_array().unwrap().iter().map(|e| e["live_bytes"].as_u64().unwrap()).sum();
-        let stale: u64 = snap["epochs"].as_array().unwrap().iter().map(|e| e["stale_era_slabs"].as_u64().unwrap()).sum();
+        let class_live: u64 =
+            snap["classes"].as_array().unwrap().iter().map(|c| c["live_bytes"].as_u64().unwrap()).sum();
+        let epoch_live: u64 =
+            snap["epochs"].as_array().unwrap().iter().map(|e| e["live_bytes"].as_u64().unwrap()).sum();
+        let stale: u64 =
+            snap["epochs"].as_array().unwrap().iter().map(|e| e["stale_era_slabs"].as_u64().unwrap()).sum();
         if stale == 0 {
-            assert!(class_live.abs_diff(epoch_live) <= 256 * 1024, "classes say {class_live} B live, slabs {epoch_live} B");
+            assert!(
+                class_live.abs_diff(epoch_live) <= 256 * 1024,
+                "classes say {class_live} B live, slabs {epoch_live} B"
+            );
         }
         if let Some(prev) = &previous {
             for key in ["total_slabs_allocated", "total_madvise_calls", "total_madvise_bytes", "total_slow_path_hits"] {

@@ -52,9 +52,7 @@ impl Compiled {
         assert_eq!(schema["$id"], SCHEMA_ID, "the schema's $id changed; update SCHEMA_ID");
         let mut schemas = boon::Schemas::new();
         let mut compiler = boon::Compiler::new();
-        compiler
-            .add_resource(SCHEMA_ID, schema)
-            .unwrap_or_else(|e| panic!("adding the schema: {e:#}"));
+        compiler.add_resource(SCHEMA_ID, schema).unwrap_or_else(|e| panic!("adding the schema: {e:#}"));
         let index = compiler
             .compile(SCHEMA_ID, &mut schemas)
             .unwrap_or_else(|e| panic!("schemas/snapshot.schema.json does not compile: {e:#}"));
