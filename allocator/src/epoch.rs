@@ -168,6 +168,13 @@ pub(crate) static LOCK: SpinLock<()> = SpinLock::new(());
 
 /// Whether `era` is the era of an ACTIVE epoch (so its slabs may take new allocations).
 #[inline]
+/// Stamps the open time of the first epoch (era 1, ACTIVE from the start in a `static`, where no
+/// clock can be read). Called once, when the allocator first maps memory.
+pub(crate) fn stamp_first_epoch() {
+    let _ =
+        RING[slot_of(1)].opened_ns.compare_exchange(0, crate::os::monotonic_ns(), Ordering::Relaxed, Ordering::Relaxed);
+}
+
 pub(crate) fn is_active(era: u64) -> bool {
     let slot = &RING[slot_of(era)];
     slot.era.load(Ordering::Relaxed) == era && slot.state.load(Ordering::Relaxed) == ACTIVE

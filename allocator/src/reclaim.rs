@@ -156,6 +156,7 @@ pub(crate) fn ensure_started() {
     if STATE.compare_exchange(NOT_STARTED, RUNNING, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return;
     }
+    crate::epoch::stamp_first_epoch();
     static ATFORK: AtomicU8 = AtomicU8::new(0);
     if ATFORK.swap(1, Ordering::Relaxed) == 0 {
         // SAFETY: registering plain extern "C" handlers; they run around fork in the forking

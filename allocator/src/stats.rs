@@ -748,11 +748,7 @@ impl Snapshot {
                     _ => None,
                 },
                 opened_ns: r.opened_ns,
-                age_sec: if r.opened_ns == 0 && r.era <= 1 {
-                    0.0
-                } else {
-                    rg.monotonic_ns.saturating_sub(r.opened_ns) as f64 / 1e9
-                },
+                age_sec: if r.opened_ns == 0 { 0.0 } else { rg.monotonic_ns.saturating_sub(r.opened_ns) as f64 / 1e9 },
                 refcount: r.refcount,
                 label: label_string(raw, r.label),
                 total_partial_slabs: r.partial,
