@@ -13,7 +13,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::{LABEL_MAX, MAX_LABELS, NO_LABEL};
 use crate::epoch::{self, EpochId, EpochState, EPOCH_SLOTS, RING};
@@ -128,7 +128,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Counters of one size class. Counts are since process start; `live_*` and `*_slabs` are gauges
 /// as of the snapshot. Serialized with the reference stats_dump's keys where they exist.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClassStats {
     /// Index of the class, 0 = smallest.
     pub class_index: u32,
@@ -197,7 +197,7 @@ pub struct ClassStats {
 
 /// One slot of the epoch ring. Close figures are for the era now in the slot (they reset when
 /// the slot opens a new era).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochStats {
     /// Ring index, 0..16.
     pub epoch_id: u32,
@@ -205,7 +205,7 @@ pub struct EpochStats {
     #[serde(rename = "epoch_era")]
     pub era: u64,
     /// `None` for a slot never used (serialized `"UNUSED"`).
-    #[serde(serialize_with = "ser_state")]
+    #[serde(serialize_with = "ser_state", deserialize_with = "de_state")]
     pub state: Option<EpochState>,
     /// CLOCK_MONOTONIC ns when the era opened (0 for the first epoch).
     pub opened_ns: u64,
@@ -214,7 +214,7 @@ pub struct EpochStats {
     /// Live domain guards on this era (gauge).
     pub refcount: u64,
     /// The era's domain label, if any (serialized `""` when none).
-    #[serde(serialize_with = "ser_label")]
+    #[serde(serialize_with = "ser_label", deserialize_with = "de_label")]
     pub label: Option<String>,
     /// Slabs of this era with free room (gauge).
     pub total_partial_slabs: u64,
@@ -274,12 +274,30 @@ fn ser_label<S: Serializer>(l: &Option<String>, ser: S) -> Result<S::Ok, S::Erro
     ser.serialize_str(l.as_deref().unwrap_or(""))
 }
 
-fn ser_ring_index<S: Serializer>(e: &EpochId, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_u64(e.index() as u64)
+fn de_state<'de, D: Deserializer<'de>>(de: D) -> Result<Option<EpochState>, D::Error> {
+    let s = String::deserialize(de)?;
+    match s.as_str() {
+        "ACTIVE" => Ok(Some(EpochState::Active)),
+        "CLOSING" => Ok(Some(EpochState::Closing)),
+        "UNUSED" => Ok(None),
+        other => Err(serde::de::Error::unknown_variant(other, &["ACTIVE", "CLOSING", "UNUSED"])),
+    }
+}
+
+fn de_label<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(de)?;
+    Ok(if s.is_empty() { None } else { Some(s) })
+}
+
+impl Snapshot {
+    /// The current epoch (from `current_era`; `current_epoch` is its ring index).
+    pub fn current(&self) -> EpochId {
+        EpochId::from_era(self.current_era)
+    }
 }
 
 /// Process-wide figures.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GlobalStats {
     /// Address space mapped by the allocator (gauge, bytes): segments + large mappings + heaps.
     pub mapped_bytes: u64,
@@ -347,7 +365,7 @@ pub struct GlobalStats {
 }
 
 /// One entry of the label registry.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LabelEntry {
     /// Label id (0 is the fixed overflow label).
     pub id: u32,
@@ -359,7 +377,7 @@ pub struct LabelEntry {
 /// reference's keys, with its bugs fixed: `current_epoch` is the ring index and the era is
 /// separate; no counter underflows; nothing is over-counted). Not atomic across counters (see
 /// the module docs).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Snapshot {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -375,9 +393,9 @@ pub struct Snapshot {
     pub slab_size: u64,
     /// Slots in the epoch ring (16).
     pub epoch_count: u32,
-    /// The current epoch; serialized as its ring index (`current_epoch`), the era separately.
-    #[serde(serialize_with = "ser_ring_index")]
-    pub current_epoch: EpochId,
+    /// Ring index (`0..16`) of the current epoch; its era is `current_era` (see
+    /// [`Snapshot::current`]).
+    pub current_epoch: u32,
     /// Era of the current epoch.
     pub current_era: u64,
     /// Ring slots holding an ACTIVE epoch (the current one and domains').
@@ -786,7 +804,7 @@ impl Snapshot {
             page_size: rg.page_size,
             slab_size: SLAB_SIZE as u64,
             epoch_count: EPOCH_SLOTS as u32,
-            current_epoch: EpochId::from_era(rg.current_era),
+            current_epoch: EpochId::from_era(rg.current_era).index() as u32,
             current_era: rg.current_era,
             active_epoch_count: epochs.iter().filter(|e| e.state == Some(EpochState::Active)).count() as u32,
             closing_epoch_count: epochs.iter().filter(|e| e.state == Some(EpochState::Closing)).count() as u32,

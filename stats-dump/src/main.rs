@@ -7,10 +7,6 @@
 
 #![forbid(unsafe_code)]
 
-mod doctor;
-mod fmt;
-mod summary;
-
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use temporal_slab::{Snapshot, TemporalSlab};
+use tslab_tools::{doctor, summary};
 
 #[global_allocator]
 static GLOBAL: TemporalSlab = TemporalSlab::new();

@@ -46,7 +46,7 @@ pub fn write(w: &mut impl Write, s: &Snapshot) -> io::Result<()> {
     writeln!(
         w,
         "  epochs   current {} (era {}), {} active, {} closing; {} closes, yield {yield_}, slow path {} ({} cache miss, {} epoch change)",
-        s.current_epoch.index(),
+        s.current_epoch,
         s.current_era,
         s.active_epoch_count,
         s.closing_epoch_count,

@@ -300,3 +300,17 @@ fn edge_values_are_accepted() {
     doc["label_registry"] = json!([{ "id": 1, "label": "a" }, { "id": 0, "label": "(overflow)" }]);
     c.assert_valid(&doc, "the example with edge values");
 }
+
+/// Every example reads back into the in-process `Snapshot` type and writes out as the same JSON:
+/// `tslab` reads snapshot files through this path, so nothing may be lost or renamed on the way.
+#[test]
+fn examples_round_trip_through_snapshot() {
+    for path in example_files() {
+        let original = read_json(&path);
+        let snap: temporal_slab::Snapshot = serde_json::from_value(original.clone())
+            .unwrap_or_else(|e| panic!("{} does not read as a Snapshot: {e}", path.display()));
+        assert_eq!(snap.current().index() as u32, snap.current_epoch, "{}", path.display());
+        let again = serde_json::to_value(&snap).unwrap();
+        assert_eq!(again, original, "{} changed on a round trip", path.display());
+    }
+}

@@ -1,0 +1,9 @@
+//! What the `stats_dump` and `tslab` tools share: the human summary of a snapshot, the doctor's
+//! ranked findings, number formatting, and the bundled demo workload they attach to.
+
+#![forbid(unsafe_code)]
+
+pub mod doctor;
+pub mod fmt;
+pub mod summary;
+pub mod workload;

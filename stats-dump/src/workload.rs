@@ -1,0 +1,100 @@
+//! The bundled demo workload that `stats_dump` and `tslab` attach to.
+//!
+//! Threads run request-like phases, each in a labelled domain that closes when the request ends;
+//! 1% of each request's objects outlive it in a bounded cache; with `leak`, one domain
+//! ("background-worker-3") is entered twice and exited once, the bug `--doctor` finds.
+//! [`run`] prints `ready pid=PID` on stdout once its statistics are published, then works until
+//! its time is up or `stop` is set.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use temporal_slab::EpochDomain;
+
+/// How the workload runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Run this long, then return.
+    pub duration: Duration,
+    /// Worker threads.
+    pub threads: u32,
+    /// Leak one domain guard so the doctor has a stuck epoch to find.
+    pub leak: bool,
+    /// Pause between requests (keeps the demo light on CPU).
+    pub pause: Duration,
+}
+
+/// Labels of the request-like phases.
+pub const LABELS: [&str; 3] = ["http-request", "batch-job", "cache-refresh"];
+
+/// The domain label that `leak` leaves open.
+pub const LEAKED_LABEL: &str = "background-worker-3";
+
+fn request(id: u64, cache: &Mutex<VecDeque<String>>) {
+    let words: Vec<String> = (0..300).map(|i| format!("w{}-{}", id % 97, i * 31 % 1000)).collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for w in &words {
+        *counts.entry(w.as_str()).or_default() += 1;
+    }
+    let body = vec![id as u8; 1 + (id as usize * 131) % 20_000];
+    std::hint::black_box((&counts, &body));
+    // 1% of requests leave something behind in a bounded cache.
+    if id % 100 == 0 {
+        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.push_back(format!("session-{id}-{}", words[0]));
+        if c.len() > 1000 {
+            c.pop_front();
+        }
+    }
+}
+
+/// Runs the workload in this process (whose global allocator must be temporal-slab for the
+/// tools to see it) until `opts.duration` has passed or `stop` is set (checked every 10 ms),
+/// then stops and joins its threads. Prints `ready pid=PID` on stdout once this process's
+/// statistics can be read the way `stats_dump` reads them (or after 5 s).
+pub fn run(opts: &Options, stop: &AtomicBool) {
+    let quit = Arc::new(AtomicBool::new(false));
+    let cache = Arc::new(Mutex::new(VecDeque::new()));
+    let mut handles = Vec::new();
+    for t in 0..opts.threads {
+        let (quit, cache) = (quit.clone(), cache.clone());
+        let (leak, pause) = (opts.leak && t == 0, opts.pause);
+        handles.push(std::thread::spawn(move || {
+            let leaked = EpochDomain::new(Some(LEAKED_LABEL));
+            if leak {
+                let g1 = leaked.enter();
+                let g2 = leaked.enter();
+                drop(g2);
+                std::mem::forget(g1);
+            }
+            let mut id = t as u64 * 1_000_000_000;
+            while !quit.load(Ordering::Relaxed) {
+                let label = LABELS[(id % LABELS.len() as u64) as usize];
+                let domain = EpochDomain::new(Some(label)).auto_close(true);
+                {
+                    let _in = domain.enter();
+                    request(id, &cache);
+                }
+                id += 1;
+                std::thread::sleep(pause);
+            }
+        }));
+    }
+    let pid = std::process::id();
+    let start = Instant::now();
+    while temporal_slab::attach::snapshot_of(pid).is_err() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("ready pid={pid}");
+    let _ = std::io::stdout().flush();
+    while start.elapsed() < opts.duration && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10).min(opts.duration.saturating_sub(start.elapsed())));
+    }
+    quit.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+}
