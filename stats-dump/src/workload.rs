@@ -2,7 +2,8 @@
 //!
 //! Threads run request-like phases, each in a labelled domain that closes when the request ends;
 //! 1% of each request's objects outlive it in a bounded cache; with `leak`, one domain
-//! ("background-worker-3") is entered twice and exited once, the bug `--doctor` finds.
+//! ("background-worker-3") is entered twice and exited once, and the 20,000 strings allocated in
+//! it are never freed: the stuck, memory-holding epoch that `--doctor` finds.
 //! [`run`] prints `ready pid=PID` on stdout once its statistics are published, then works until
 //! its time is up or `stop` is set.
 
@@ -58,18 +59,24 @@ fn request(id: u64, cache: &Mutex<VecDeque<String>>) {
 pub fn run(opts: &Options, stop: &AtomicBool) {
     let quit = Arc::new(AtomicBool::new(false));
     let cache = Arc::new(Mutex::new(VecDeque::new()));
+    let set_up = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let mut handles = Vec::new();
     for t in 0..opts.threads {
-        let (quit, cache) = (quit.clone(), cache.clone());
+        let (quit, cache, set_up) = (quit.clone(), cache.clone(), set_up.clone());
         let (leak, pause) = (opts.leak && t == 0, opts.pause);
         handles.push(std::thread::spawn(move || {
-            let leaked = EpochDomain::new(Some(LEAKED_LABEL));
-            if leak {
+            // Kept alive for the thread's life (a domain that is never closed keeps its epoch).
+            let leaked = leak.then(|| EpochDomain::new(Some(LEAKED_LABEL)));
+            if let Some(leaked) = &leaked {
                 let g1 = leaked.enter();
                 let g2 = leaked.enter();
+                // What the forgotten phase allocated stays live: the epoch holds memory.
+                let held: Vec<String> = (0..20_000).map(|i| format!("leaked-session-{i:08}")).collect();
+                std::mem::forget(held);
                 drop(g2);
                 std::mem::forget(g1);
             }
+            set_up.fetch_add(1, Ordering::Release);
             let mut id = t as u64 * 1_000_000_000;
             while !quit.load(Ordering::Relaxed) {
                 let label = LABELS[(id % LABELS.len() as u64) as usize];
@@ -83,9 +90,18 @@ pub fn run(opts: &Options, stop: &AtomicBool) {
             }
         }));
     }
+    // Ready once every thread is set up (the leak made) and a snapshot taken after that has been
+    // published, so the first attach already sees it.
     let pid = std::process::id();
     let start = Instant::now();
-    while temporal_slab::attach::snapshot_of(pid).is_err() && start.elapsed() < Duration::from_secs(5) {
+    let deadline = Duration::from_secs(5);
+    while set_up.load(Ordering::Acquire) < opts.threads && start.elapsed() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let after = temporal_slab::snapshot().timestamp_ns;
+    while temporal_slab::attach::snapshot_of(pid).map_or(true, |s| s.timestamp_ns <= after)
+        && start.elapsed() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     println!("ready pid={pid}");

@@ -1,0 +1,125 @@
+//! Where a snapshot comes from: a live process (`--pid`), a file, or standard input (`-`).
+//!
+//! Every document read from a file or stdin is checked before use, in the order that gives the
+//! most useful message: empty, not JSON (or cut off), not a snapshot at all, a `schema_version`
+//! this tool does not know, then the full JSON Schema (`schemas/snapshot.schema.json`, compiled
+//! into the binary) - so a `tslab` command never works on a document it misreads.
+
+use std::io::Read;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use temporal_slab::stats::SCHEMA_VERSION;
+use temporal_slab::Snapshot;
+
+/// The snapshot schema, as shipped in `schemas/`.
+const SCHEMA_TEXT: &str = include_str!("../../schemas/snapshot.schema.json");
+const SCHEMA_URL: &str = "https://temporal-slab.invalid/schemas/snapshot.schema.json";
+
+/// Input options shared by the subcommands that read one snapshot.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Attach to this process (it must use temporal-slab; same user or root).
+    #[arg(long, value_name = "PID", conflicts_with = "input")]
+    pub pid: Option<u32>,
+    /// A snapshot file (JSON from `stats_dump --no-text`), or `-` for standard input.
+    #[arg(value_name = "INPUT")]
+    pub input: Option<String>,
+}
+
+impl InputArgs {
+    /// Reads the snapshot these options name.
+    pub fn load(&self) -> Result<Snapshot> {
+        match (&self.pid, &self.input) {
+            (Some(pid), _) => from_pid(*pid),
+            (None, Some(path)) => from_path(path),
+            (None, None) => {
+                bail!("no input: give --pid PID to attach to a process, a snapshot file, or - to read standard input")
+            }
+        }
+    }
+}
+
+/// Attaches to `pid` and reads its published snapshot.
+pub fn from_pid(pid: u32) -> Result<Snapshot> {
+    Ok(temporal_slab::attach::snapshot_of(pid)?)
+}
+
+/// Reads a snapshot from the file at `path`, or from standard input when `path` is `-`.
+pub fn from_path(path: &str) -> Result<Snapshot> {
+    let mut bytes = Vec::new();
+    if path == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes).context("reading standard input")?;
+        parse(&bytes, "standard input")
+    } else {
+        bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                anyhow!("{path}: no such file: give the path of a snapshot file (or - for standard input)")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                anyhow!("{path}: permission denied: make the file readable for this user")
+            }
+            _ => anyhow!("{path}: cannot read: {e}"),
+        })?;
+        parse(&bytes, path)
+    }
+}
+
+/// Checks and decodes one snapshot document; `origin` names it in errors.
+pub fn parse(bytes: &[u8], origin: &str) -> Result<Snapshot> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!("{origin}: empty input: expected a snapshot JSON document (from `stats_dump --no-text` or `tslab stats --json`)");
+    }
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_eof() {
+            anyhow!(
+                "{origin}: truncated JSON (input ends at line {} column {}): the snapshot was cut off; take it again",
+                e.line(),
+                e.column()
+            )
+        } else {
+            anyhow!("{origin}: not JSON ({e}): expected a snapshot from `stats_dump --no-text`")
+        }
+    })?;
+    let Some(version) = doc.get("schema_version") else {
+        bail!(
+            "{origin}: JSON but not a temporal-slab snapshot (no schema_version key): \
+             produce one with `stats_dump --pid PID --no-text` or `tslab stats --json`"
+        );
+    };
+    match version.as_u64() {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(v) if v > u64::from(SCHEMA_VERSION) => bail!(
+            "{origin}: snapshot schema_version {v} is newer than this tslab understands ({SCHEMA_VERSION}): \
+             upgrade tslab to read it"
+        ),
+        _ => bail!("{origin}: unknown snapshot schema_version {version}: this tslab reads version {SCHEMA_VERSION}"),
+    }
+    validate(&doc).map_err(|e| anyhow!("{origin}: not a valid temporal-slab snapshot: {e}"))?;
+    serde_json::from_value(doc).map_err(|e| anyhow!("{origin}: not a valid temporal-slab snapshot: {e}"))
+}
+
+/// Validates `doc` against the snapshot schema; the error is the first innermost failure, on
+/// one line (`at /classes/3/live_bytes: ...`).
+fn validate(doc: &Value) -> Result<(), String> {
+    static COMPILED: OnceLock<Result<(boon::Schemas, boon::SchemaIndex), String>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA_TEXT).map_err(|e| format!("built-in schema: {e}"))?;
+        let mut schemas = boon::Schemas::new();
+        let mut compiler = boon::Compiler::new();
+        compiler.add_resource(SCHEMA_URL, schema).map_err(|e| format!("built-in schema: {e}"))?;
+        let index = compiler.compile(SCHEMA_URL, &mut schemas).map_err(|e| format!("built-in schema: {e}"))?;
+        Ok((schemas, index))
+    });
+    let (schemas, index) = compiled.as_ref().map_err(Clone::clone)?;
+    schemas.validate(doc, *index).map_err(|e| {
+        let mut leaf = &e;
+        while let Some(c) = leaf.causes.first() {
+            leaf = c;
+        }
+        let at = leaf.instance_location.to_string();
+        let at = if at.is_empty() { "/".to_string() } else { at };
+        format!("at {at}: {}", leaf.kind).replace('\n', " ")
+    })
+}
