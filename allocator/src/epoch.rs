@@ -32,7 +32,10 @@ pub const EPOCH_SLOTS: usize = 16;
 pub struct EpochId(u64);
 
 impl EpochId {
-    pub(crate) const fn from_era(era: u64) -> EpochId {
+    /// The epoch named by `era`, for callers that carry eras as plain integers (the C ABI of
+    /// `libtemporal_slab.so`). Any value is accepted; [`state`] tells whether it names an epoch
+    /// still in the ring.
+    pub const fn from_era(era: u64) -> EpochId {
         EpochId(era)
     }
 

@@ -642,6 +642,11 @@ pub(crate) static FALLBACK: SpinLock<FallbackHeap> = SpinLock::new(FallbackHeap(
 /// Allocates one object of `class` without a thread heap.
 #[cold]
 pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+    // Before the lock: starting the reclaimer creates a thread, and the C library allocates for
+    // it (its TLS vector); when `malloc` is ours (the C ABI), that nested call comes back here
+    // and would spin on the lock we hold. This is the first allocation of every C program: the
+    // main thread's exit-hook registration allocates while its heap is being set up.
+    crate::reclaim::ensure_started();
     let mut fb = FALLBACK.lock();
     if fb.0.is_null() {
         fb.0 = new_heap();

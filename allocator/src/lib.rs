@@ -138,6 +138,84 @@ unsafe fn free_not_small(p: *mut u8) {
     }
 }
 
+/// Frees `p` without its layout (for the C `free`): the slab or mapping header of a block says
+/// everything freeing needs.
+///
+/// # Safety
+/// `p` must be live and returned by this allocator (through any entry point).
+#[inline]
+pub unsafe fn free(p: *mut u8) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { free_any(p) }
+}
+
+/// Resizes `p` to `new_size` bytes aligned to `align` without its old layout (for the C
+/// `realloc`): the block stays where it is when its size class still fits (or, for a large
+/// object, when its mapping can be resized), else its first `min(usable_size(p), new_size)`
+/// bytes move to a new block and `p` is freed. Returns null, leaving `p` untouched, when memory
+/// is exhausted.
+///
+/// # Safety
+/// `p` must be live and returned by this allocator; `align` must be a power of two, and
+/// `new_size` must be non-zero and not overflow `isize` when rounded up to `align` (the
+/// [`Layout`] rules).
+#[inline]
+pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+    // SAFETY: forwarded caller guarantees; `None`: copy what the header says is usable.
+    unsafe { realloc_block(p, None, new_size, align, &TemporalSlab::new()) }
+}
+
+/// The one realloc: `old_size` is the caller's size of the block (`GlobalAlloc`), or `None` to
+/// use its usable size (the C ABI, which does not know it).
+///
+/// # Safety
+/// `p` live and ours; `align` a power of two; `new_size` valid for a `Layout` with `align`.
+unsafe fn realloc_block(
+    p: *mut u8,
+    old_size: Option<usize>,
+    new_size: usize,
+    align: usize,
+    config: &TemporalSlab,
+) -> *mut u8 {
+    // SAFETY: the caller guarantees p is ours and live.
+    let h = unsafe { heap::header(p) };
+    // SAFETY: validated header.
+    let kind = unsafe { (*h).kind };
+    let new_class = class_for(new_size, align);
+    let old_usable = if kind == KIND_SMALL {
+        // SAFETY: small header of a live object.
+        let class = unsafe { (*segment::slab_of(h, p)).class() };
+        if new_class == Some(class) {
+            return p;
+        }
+        class.object_size()
+    } else if kind == KIND_LARGE {
+        if new_class.is_none() {
+            // SAFETY: large header of the live object p.
+            let q = unsafe { large::realloc(h, p, new_size) };
+            if !q.is_null() {
+                return q;
+            }
+        }
+        // SAFETY: large header of the live object p (unchanged when `large::realloc` failed).
+        unsafe { large::usable_size(h) }
+    } else {
+        segment::invalid_pointer()
+    };
+    // Move: allocate, copy, free.
+    let Ok(new_layout) = Layout::from_size_align(new_size, align) else { return ptr::null_mut() };
+    let q = alloc_layout(new_layout, config).0;
+    if !q.is_null() {
+        // SAFETY: both blocks are live, distinct, and at least min(old, new) bytes long (the
+        // caller's old size is at most the usable size).
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, old_size.unwrap_or(old_usable).min(new_size));
+            free_any(p);
+        }
+    }
+    q
+}
+
 /// Bytes usable at `p` (at least the size it was allocated with).
 ///
 /// # Safety
@@ -182,36 +260,9 @@ unsafe impl GlobalAlloc for TemporalSlab {
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let align = layout.align();
-        // SAFETY: GlobalAlloc's contract: p is ours and live.
-        let h = unsafe { heap::header(p) };
-        // SAFETY: validated header.
-        let kind = unsafe { (*h).kind };
-        let new_class = class_for(new_size, align);
-        if kind == KIND_SMALL {
-            // SAFETY: small header of a live object.
-            let class = unsafe { (*segment::slab_of(h, p)).class() };
-            if new_class == Some(class) {
-                return p;
-            }
-        } else if kind == KIND_LARGE && new_class.is_none() {
-            // SAFETY: large header of the live object p.
-            let q = unsafe { large::realloc(h, p, new_size) };
-            if !q.is_null() {
-                return q;
-            }
-        }
-        // Move: allocate, copy, free.
-        let Ok(new_layout) = Layout::from_size_align(new_size, align) else { return ptr::null_mut() };
-        let q = alloc_layout(new_layout, self).0;
-        if !q.is_null() {
-            // SAFETY: both blocks are live, distinct, and at least min(old, new) bytes long.
-            unsafe {
-                ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
-                free_any(p);
-            }
-        }
-        q
+        // SAFETY: GlobalAlloc's contract: p is ours and live, `layout` fits it, `new_size` is
+        // valid with `layout.align()`.
+        unsafe { realloc_block(p, Some(layout.size()), new_size, layout.align(), self) }
     }
 }
 

@@ -860,6 +860,64 @@ impl Snapshot {
     }
 }
 
+/// A few process-wide figures, read without allocating, for callers that must not allocate
+/// (`malloc_stats` and `mallinfo2` in the C ABI of `libtemporal_slab.so`). Same sources, units
+/// and caveats as the [`Snapshot`] fields of the same names; not atomic across fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Address space mapped by the allocator (gauge, bytes); [`GlobalStats::mapped_bytes`].
+    pub mapped_bytes: u64,
+    /// Estimated resident memory of the allocator (gauge, bytes); [`GlobalStats::resident_bytes`].
+    pub resident_bytes: u64,
+    /// Touched pages of all slabs (gauge, bytes); [`Snapshot::estimated_slab_rss_bytes`].
+    pub slab_resident_bytes: u64,
+    /// Slabs holding objects (gauge); [`Snapshot::net_slabs`].
+    pub slabs_in_use: u64,
+    /// Empty unpurged slabs kept for reuse (gauge); [`GlobalStats::warm_slabs`].
+    pub warm_slabs: u64,
+    /// Live small objects (gauge): sum of [`ClassStats::live_objects`].
+    pub small_live_objects: u64,
+    /// Bytes of live small objects at object-size granularity (gauge);
+    /// [`GlobalStats::small_live_bytes`].
+    pub small_live_bytes: u64,
+    /// Live large objects (gauge); [`GlobalStats::large_objects`].
+    pub large_objects: u64,
+    /// Bytes requested by live large objects (gauge); [`GlobalStats::large_bytes`].
+    pub large_bytes: u64,
+    /// Bytes of freed large mappings kept for reuse (gauge); [`GlobalStats::large_cache_bytes`].
+    pub large_cache_bytes: u64,
+    /// Small-object allocations since start (counter): sum of [`ClassStats::allocations`].
+    pub small_allocations: u64,
+    /// Small-object frees since start (counter): sum of [`ClassStats::frees`].
+    pub small_frees: u64,
+}
+
+/// Reads the [`Totals`] without allocating (a walk over the thread heaps and the slab metadata,
+/// like [`snapshot`], but no read of `/proc`).
+pub fn totals() -> Totals {
+    let mut raw = RawSnapshot::zeroed();
+    gather(&mut raw, false);
+    let mut t = Totals::default();
+    // Saturating: this runs inside C calls, where even a debug-build overflow panic must not be.
+    for (c, r) in SizeClass::all().zip(&raw.classes) {
+        let live = r.allocations.saturating_sub(r.frees);
+        t.small_live_objects = t.small_live_objects.saturating_add(live);
+        t.small_live_bytes = t.small_live_bytes.saturating_add(live.saturating_mul(c.object_size() as u64));
+        t.slab_resident_bytes = t.slab_resident_bytes.saturating_add(r.resident);
+        t.slabs_in_use = t.slabs_in_use.saturating_add(r.partial.saturating_add(r.full));
+        t.small_allocations = t.small_allocations.saturating_add(r.allocations);
+        t.small_frees = t.small_frees.saturating_add(r.frees);
+    }
+    let g = &raw.global;
+    t.mapped_bytes = g.mapped_bytes;
+    t.resident_bytes = g.resident_bytes;
+    t.warm_slabs = g.warm_slabs;
+    t.large_objects = g.large_objects;
+    t.large_bytes = g.large_bytes;
+    t.large_cache_bytes = g.large_cache_bytes;
+    t
+}
+
 /// Folds every counter into a [`Snapshot`] of this process. Costs a walk over the thread heaps
 /// and the slab metadata (64 bytes per 64 KiB slab) and a read of /proc/self/statm; does not stop
 /// other threads.
