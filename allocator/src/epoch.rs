@@ -10,7 +10,7 @@
 //! belonging to a finished epoch and are never allocated from again: they only drain.
 //!
 //! Each small allocation goes to the epoch that is current for its thread when it is made. A
-//! thread notices an advance at its next allocation (one relaxed load of [`GEN`] on the fast
+//! thread notices an advance at its next allocation (one relaxed load of `GEN` on the fast
 //! path), so an allocation that races with `advance` on another thread may land in either epoch.
 //!
 //! A thread's slabs are its own: `close` purges at once what the calling thread and parked

@@ -1,7 +1,7 @@
 //! Large objects (over 32 KiB, or aligned beyond 32 KiB): one mapping each, plus a bounded,
 //! decaying cache of freed mappings.
 //!
-//! Layout: the mapping's header ([`LargeHeader`]) sits at a `SEGMENT_SIZE`-aligned address `H`
+//! Layout: the mapping's header (`LargeHeader`) sits at a `SEGMENT_SIZE`-aligned address `H`
 //! and the object at `H + offset` with `0 < offset <= SEGMENT_SIZE`, so `header_of` finds it like
 //! any other pointer. For alignments below `SEGMENT_SIZE` the mapping starts at `H` and
 //! `offset = max(page, align)`; for larger alignments the object starts at an `align`-aligned

@@ -1,7 +1,7 @@
 //! The OS layer: mapping, unmapping and purging pages, behind a small trait.
 //!
 //! Everything the allocator asks of the kernel goes through [`PageSource`]. The global allocator
-//! uses [`Os`], which is the real `mmap` implementation wrapped in a failure injector: tests turn
+//! uses `Os`, which is the real `mmap` implementation wrapped in a failure injector: tests turn
 //! the injector on with [`crate::testing::refuse_os_memory`] to prove that a refused mapping
 //! turns into a null pointer and never into a crash. The injector costs one relaxed load per
 //! mapping call, never on the fast path.
