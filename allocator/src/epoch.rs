@@ -259,14 +259,35 @@ pub fn close(epoch: EpochId) {
         GEN.fetch_add(1, Ordering::Release);
     }
     crate::heap::sweep_after_close();
-    // Empty slabs of this epoch kept warm in the pool go back to the OS too.
-    let warm_purged = crate::segment::purge_warm_of(epoch.0);
+    // Empty slabs of this epoch kept warm in the pool go back to the OS too. They are slabs this
+    // close found empty and recycled, so they count as scanned and recycled: without them the
+    // yield of an epoch whose objects were all freed before its close read 0 of 0.
+    let g = &crate::stats::GLOBAL;
+    let mut recycled = 0u64;
+    let mut swept = [false; crate::size_class::NUM_CLASSES];
+    let warm_purged = crate::segment::purge_warm_of(epoch.0, |slab| {
+        let class = slab.class();
+        recycled += 1;
+        class.pick(&g.class_close_scanned).fetch_add(1, Ordering::Relaxed);
+        class.pick(&g.class_close_recycled).fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = swept.get_mut(class.index()) {
+            *s = true;
+        }
+    });
+    for (class, swept) in crate::size_class::SizeClass::all().zip(swept) {
+        if swept {
+            class.pick(&g.class_close_sweeps).fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    g.epoch_close_scanned_slabs.fetch_add(recycled, Ordering::Relaxed);
+    g.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
     if let Some(slot) = Slot::holding(epoch.0) {
         slot.purged_bytes.fetch_add(warm_purged as u64, Ordering::Relaxed);
+        slot.close_scanned_slabs.fetch_add(recycled, Ordering::Relaxed);
+        slot.close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
     }
     let rss1 = if rss_on { crate::os::rss_bytes() } else { 0 };
     let dt = crate::os::monotonic_ns().saturating_sub(t0);
-    let g = &crate::stats::GLOBAL;
     g.epoch_close_calls.fetch_add(1, Ordering::Relaxed);
     g.epoch_close_total_ns.fetch_add(dt, Ordering::Relaxed);
     if slot.era.load(Ordering::Relaxed) == epoch.0 {

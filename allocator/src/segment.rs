@@ -261,17 +261,19 @@ pub(crate) fn count_madvise(class: crate::size_class::SizeClass, ok: bool, bytes
 /// Purges warm slabs unused for `max_age_ns` or more (all of them with 0). Returns the bytes
 /// purged.
 pub(crate) fn decay_warm(now_ns: u64, max_age_ns: u64) -> usize {
-    purge_warm_where(|slab| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns)
+    purge_warm_where(|slab| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns, |_| {})
 }
 
-/// Purges the warm slabs last used in epoch `era` (it is being closed). Returns the bytes purged.
-pub(crate) fn purge_warm_of(era: u64) -> usize {
-    purge_warm_where(|slab| slab.era.load(Ordering::Relaxed) == era)
+/// Purges the warm slabs last used in epoch `era` (it is being closed), calling `recycled` on
+/// each before its purge (the close telemetry counts them). Returns the bytes purged.
+pub(crate) fn purge_warm_of(era: u64, recycled: impl FnMut(&SlabMeta)) -> usize {
+    purge_warm_where(|slab| slab.era.load(Ordering::Relaxed) == era, recycled)
 }
 
 /// Purges the warm slabs for which `pick` is true, at most 32 per lock hold (purging outside
-/// the lock), and moves them to the purged list. Returns the bytes purged.
-fn purge_warm_where(pick: impl Fn(&SlabMeta) -> bool) -> usize {
+/// the lock), and moves them to the purged list; `each` sees every one before its purge (its
+/// class and era still set). Returns the bytes purged.
+fn purge_warm_where(pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&SlabMeta)) -> usize {
     let mut total = 0;
     loop {
         let mut batch: [*mut SlabMeta; 32] = [ptr::null_mut(); 32];
@@ -308,6 +310,7 @@ fn purge_warm_where(pick: impl Fn(&SlabMeta) -> bool) -> usize {
             // SAFETY: unlinked from the warm list above: we own it now.
             let slab = unsafe { &*p };
             slab.prev.set(ptr::null_mut());
+            each(slab);
             total += purge(slab);
             let mut pool = POOL.lock();
             slab.next.set(pool.free);

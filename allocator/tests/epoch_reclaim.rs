@@ -97,3 +97,30 @@ fn eras_stay_apart_across_ring_wraps() {
         assert!(b.iter().all(|&x| x == i as u64), "an old-era object was overwritten");
     }
 }
+
+/// Regression: a close found the empty slabs of its epoch in the warm pool and purged them, but
+/// counted none of them, so an epoch whose objects were all freed before its close reported 0
+/// slabs scanned and recycled, and no reclamation yield.
+#[test]
+fn close_counts_the_empty_slabs_it_recycles() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let e = epoch::advance();
+    let before = snapshot();
+    // 1 KiB objects, 64 to a 64 KiB slab: at least 15 slabs, all emptied while `e` is active.
+    let objs: Vec<Box<[u8; 1024]>> = (0..1000).map(|i| Box::new([i as u8; 1024])).collect();
+    drop(objs);
+    let (scanned0, recycled0) = (before.global.epoch_close_scanned_slabs, before.global.epoch_close_recycled_slabs);
+    drop(before);
+    epoch::close(e);
+    let after = snapshot();
+    let row = &after.epochs[e.index()];
+    assert_eq!(row.era, e.era());
+    assert!(row.close_recycled_slabs >= 15, "epoch row: {} slabs recycled", row.close_recycled_slabs);
+    assert!(row.close_scanned_slabs >= row.close_recycled_slabs);
+    assert_eq!(row.reclamation_yield(), Some(row.close_recycled_slabs as f64 / row.close_scanned_slabs as f64));
+    let recycled = after.global.epoch_close_recycled_slabs - recycled0;
+    assert!(recycled >= 15, "global: {recycled} slabs recycled by the close");
+    assert!(after.global.epoch_close_scanned_slabs - scanned0 >= recycled);
+    let class = after.classes.iter().find(|c| c.object_size == 1024).expect("a 1 KiB class");
+    assert!(class.epoch_close_recycled_slabs >= 15, "1 KiB class: {} slabs recycled at closes", class.epoch_close_recycled_slabs);
+}
