@@ -122,5 +122,9 @@ fn close_counts_the_empty_slabs_it_recycles() {
     assert!(recycled >= 15, "global: {recycled} slabs recycled by the close");
     assert!(after.global.epoch_close_scanned_slabs - scanned0 >= recycled);
     let class = after.classes.iter().find(|c| c.object_size == 1024).expect("a 1 KiB class");
-    assert!(class.epoch_close_recycled_slabs >= 15, "1 KiB class: {} slabs recycled at closes", class.epoch_close_recycled_slabs);
+    assert!(
+        class.epoch_close_recycled_slabs >= 15,
+        "1 KiB class: {} slabs recycled at closes",
+        class.epoch_close_recycled_slabs
+    );
 }
