@@ -21,6 +21,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use serde::Serialize;
 
+use crate::size_class::SizeClass;
 use crate::sync::SpinLock;
 
 /// Slots in the epoch ring.
@@ -262,32 +263,21 @@ pub fn close(epoch: EpochId) {
     // Empty slabs of this epoch kept warm in the pool go back to the OS too. They are slabs this
     // close found empty and recycled, so they count as scanned and recycled: without them the
     // yield of an epoch whose objects were all freed before its close read 0 of 0.
-    let g = &crate::stats::GLOBAL;
-    let mut recycled = 0u64;
-    let mut swept = [false; crate::size_class::NUM_CLASSES];
+    let mut recycled = [0u64; crate::size_class::NUM_CLASSES];
     let warm_purged = crate::segment::purge_warm_of(epoch.0, |slab| {
-        let class = slab.class();
-        recycled += 1;
-        class.pick(&g.class_close_scanned).fetch_add(1, Ordering::Relaxed);
-        class.pick(&g.class_close_recycled).fetch_add(1, Ordering::Relaxed);
-        if let Some(s) = swept.get_mut(class.index()) {
-            *s = true;
+        if let Some(n) = recycled.get_mut(slab.class().index()) {
+            *n += 1;
         }
     });
-    for (class, swept) in crate::size_class::SizeClass::all().zip(swept) {
-        if swept {
-            class.pick(&g.class_close_sweeps).fetch_add(1, Ordering::Relaxed);
-        }
+    for (class, n) in SizeClass::all().zip(recycled) {
+        count_close_sweep(epoch.0, class, n, n);
     }
-    g.epoch_close_scanned_slabs.fetch_add(recycled, Ordering::Relaxed);
-    g.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
     if let Some(slot) = Slot::holding(epoch.0) {
         slot.purged_bytes.fetch_add(warm_purged as u64, Ordering::Relaxed);
-        slot.close_scanned_slabs.fetch_add(recycled, Ordering::Relaxed);
-        slot.close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
     }
     let rss1 = if rss_on { crate::os::rss_bytes() } else { 0 };
     let dt = crate::os::monotonic_ns().saturating_sub(t0);
+    let g = &crate::stats::GLOBAL;
     g.epoch_close_calls.fetch_add(1, Ordering::Relaxed);
     g.epoch_close_total_ns.fetch_add(dt, Ordering::Relaxed);
     if slot.era.load(Ordering::Relaxed) == epoch.0 {
@@ -307,6 +297,26 @@ pub fn close(epoch: EpochId) {
 }
 
 static RSS_ON_CLOSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Counts what a close sweep did with the slabs of `class` from epoch `era`: `scanned` looked at,
+/// `recycled` of them empty and given back. Globally, per class, and on the era's ring row while
+/// the slot still holds it as CLOSING (a passed era has no row). Close path only: a handful of
+/// relaxed atomic adds.
+pub(crate) fn count_close_sweep(era: u64, class: SizeClass, scanned: u64, recycled: u64) {
+    if scanned == 0 {
+        return;
+    }
+    let g = &crate::stats::GLOBAL;
+    class.pick(&g.class_close_sweeps).fetch_add(1, Ordering::Relaxed);
+    class.pick(&g.class_close_scanned).fetch_add(scanned, Ordering::Relaxed);
+    class.pick(&g.class_close_recycled).fetch_add(recycled, Ordering::Relaxed);
+    g.epoch_close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
+    g.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
+    if let Some(slot) = Slot::holding(era).filter(|s| s.state() == Some(EpochState::Closing)) {
+        slot.close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
+        slot.close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
+    }
+}
 
 /// Turns reading RSS (from `/proc/self/statm`, about 5 us) before and after every
 /// [`close`] on or off; it is off by default and is never done on the allocation path. The

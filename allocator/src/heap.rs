@@ -326,22 +326,26 @@ impl Heap {
         slab.pop()
     }
 
-    /// Moves the bin of `class` out of the allocation position (notify mode).
-    fn retire_bin(&self, class: SizeClass) {
+    /// Moves the bin of `class` out of the allocation position (notify mode). Returns whether
+    /// the bin was empty and went back to the pool, or `None` when there was no bin.
+    fn retire_bin(&self, class: SizeClass) -> Option<bool> {
         let slab = self.bins[class.index()].replace(ptr::null_mut());
         if slab.is_null() {
-            return;
+            return None;
         }
         // SAFETY: the bin was ours.
         let slab = unsafe { &*slab };
         slab.enter_notify();
         if slab.used() == 0 {
             self.slab_emptied(slab);
-        } else if slab.free.get().is_null() && slab.bump() >= slab.end.get() {
+            return Some(true);
+        }
+        if slab.free.get().is_null() && slab.bump() >= slab.end.get() {
             slab.set_state(SlabState::Full);
         } else {
             self.file_partial(slab);
         }
+        Some(false)
     }
 
     /// Puts a non-empty slab with room on the right list: its epoch's partial list if that epoch
@@ -462,10 +466,18 @@ impl Heap {
         if want == 0 || !epoch::is_active(want) {
             want = CURRENT_ERA.load(Ordering::Acquire);
         }
-        let changed = want != self.era.get();
+        let old = self.era.get();
+        let changed = want != old;
         if changed {
+            // The bins of a closed epoch are part of its close sweep: the thread's last slab of
+            // a short phase is usually still its bin when the phase's epoch closes.
+            let closed = !epoch::is_active(old);
             for class in SizeClass::all() {
-                self.retire_bin(class);
+                if let Some(emptied) = self.retire_bin(class) {
+                    if closed {
+                        epoch::count_close_sweep(old, class, 1, emptied as u64);
+                    }
+                }
             }
             self.era.set(want);
             self.evict_stale(slot_of(want), want);
@@ -500,9 +512,10 @@ impl Heap {
             }
             self.seen_close[slot].set(seq);
             self.drain_pending();
-            let (mut scanned, mut recycled, mut purged) = (0u64, 0u64, 0u64);
+            let era = ring.era.load(Ordering::Relaxed);
+            let mut purged = 0u64;
             for (class, head) in SizeClass::all().zip(&self.partial[slot]) {
-                let mut swept = false;
+                let (mut scanned, mut recycled) = (0u64, 0u64);
                 let mut p = head.get();
                 while !p.is_null() {
                     // SAFETY: list links point at slabs this heap owns.
@@ -512,27 +525,18 @@ impl Heap {
                         continue;
                     }
                     scanned += 1;
-                    swept = true;
-                    class.pick(&GLOBAL.class_close_scanned).fetch_add(1, Ordering::Relaxed);
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
-                        class.pick(&GLOBAL.class_close_recycled).fetch_add(1, Ordering::Relaxed);
                         purged += segment::release_slab(slab, false) as u64;
                     } else {
                         self.file_draining(slab);
                     }
                 }
-                if swept {
-                    class.pick(&GLOBAL.class_close_sweeps).fetch_add(1, Ordering::Relaxed);
-                }
+                epoch::count_close_sweep(era, class, scanned, recycled);
             }
-            GLOBAL.epoch_close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
-            GLOBAL.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
             // Only the era still in the slot gets the figures (a passed era has no row).
             if ring.state() == Some(epoch::EpochState::Closing) {
-                ring.close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
-                ring.close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
                 ring.purged_bytes.fetch_add(purged, Ordering::Relaxed);
             }
         }

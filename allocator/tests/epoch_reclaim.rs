@@ -128,3 +128,24 @@ fn close_counts_the_empty_slabs_it_recycles() {
         class.epoch_close_recycled_slabs
     );
 }
+
+/// Regression: a short phase's only slab is still its thread's allocation slab (bin) when the
+/// phase's epoch closes; the close sweep retired it without counting it, so every request domain
+/// reported 0 slabs scanned and recycled.
+#[test]
+fn close_counts_the_phase_slab_still_in_use_for_allocation() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let domain = temporal_slab::EpochDomain::new(Some("short-phase")).auto_close(true);
+    let e = domain.epoch();
+    {
+        let _in = domain.enter();
+        let objs: Vec<Box<[u8; 512]>> = (0..10).map(|i| Box::new([i as u8; 512])).collect();
+        assert!(objs.iter().enumerate().all(|(i, o)| o[0] == i as u8));
+    } // the objects are freed, then the last guard out closes `e`
+    assert_eq!(epoch::state(e), Some(epoch::EpochState::Closing));
+    let row = &snapshot().epochs[e.index()];
+    assert_eq!(row.era, e.era());
+    assert!(row.close_scanned_slabs >= 1, "{} slabs scanned", row.close_scanned_slabs);
+    assert!(row.close_recycled_slabs >= 1, "{} slabs recycled", row.close_recycled_slabs);
+    assert!(row.reclamation_yield().is_some_and(|y| y > 0.0));
+}
