@@ -14,6 +14,25 @@
 //! Neither `mimalloc` nor `tikv-jemallocator` replaces the C `malloc` here (mimalloc is built
 //! without its `override` feature; jemalloc's symbols are `_rjem_`-prefixed), so
 //! [`std::alloc::System`] really is glibc.
+//!
+//! The `suite` runner works the other way round: each child process installs
+//! [`selected::SelectedAllocator`] as its `#[global_allocator]`, which dispatches every call of
+//! the process to one allocator chosen at start-up, so the workloads ([`workloads`]) are ordinary
+//! Rust code whose every allocation goes through the allocator under test. Modules:
+//!
+//! * [`selected`]: the run-time selected global allocator.
+//! * [`block`]: one-call blocks and plain or individually timed allocator calls.
+//! * [`clock`]: the cheap clock for single calls and nearest-rank percentiles.
+//! * [`procfs`]: RSS, peak RSS, page faults and machine facts from `/proc`.
+//! * [`churn`]: the epoch churn / lifetime-mixed cycles (binaries `churn` and `suite`).
+//! * [`workloads`]: the `suite` workloads.
+
+pub mod block;
+pub mod churn;
+pub mod clock;
+pub mod procfs;
+pub mod selected;
+pub mod workloads;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
