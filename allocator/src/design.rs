@@ -15,7 +15,11 @@
 //!   per (epoch slot, class), a draining list for slabs of finished epochs.
 //! - **Global slab pool** (`segment.rs`): empty slabs, either *warm* (unpurged, at most 256 =
 //!   16 MiB, each purged after 0.5 s unused) or purged. An emptied slab of an active epoch goes
-//!   warm; of a closing epoch, or of an exiting thread, is purged at once.
+//!   warm; of a closing epoch, or of an exiting thread, is purged at once, except the slabs of a
+//!   *small phase* (an epoch that took at most 32 slabs from the pool, e.g. a request): those
+//!   wait unpurged in the close reserve (at most 64 slabs, also purged after 0.5 s unused) for
+//!   the next phase. A thread's empty allocation slab (bin) is carried over to its next epoch
+//!   re-stamped, unless that epoch has a partly used slab of the class to fill first.
 //! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered eras; per-slot refcount and
 //!   label in the epoch ring; a bounded label registry.
 //! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges warm slabs and large

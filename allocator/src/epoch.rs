@@ -93,6 +93,10 @@ pub(crate) struct Slot {
     pub(crate) last_close_purged_bytes: AtomicU64,
     pub(crate) rss_before_close: AtomicU64,
     pub(crate) rss_after_close: AtomicU64,
+    /// Slabs taken from the pool for this era (counter; an empty allocation slab a thread carries
+    /// over from its previous epoch is not counted): the size of its phase, which decides whether
+    /// its empty slabs may wait in the close reserve ([`small_phase`]).
+    pub(crate) slabs_started: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -110,6 +114,7 @@ impl Slot {
             close_calls: Z,
             close_scanned_slabs: Z,
             close_recycled_slabs: Z,
+            slabs_started: Z,
             purged_bytes: Z,
             close_total_ns: Z,
             last_close_ns: Z,
@@ -135,6 +140,7 @@ impl Slot {
             &self.last_close_purged_bytes,
             &self.rss_before_close,
             &self.rss_after_close,
+            &self.slabs_started,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -297,6 +303,16 @@ pub fn close(epoch: EpochId) {
 }
 
 static RSS_ON_CLOSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether `era` was a small phase: it started at most [`segment::RESERVE_SMALL_EPOCH`] slabs
+/// (a request, not a batch), so its empty slabs may wait in the close reserve for the next phase
+/// instead of being purged at its close. A passed era is not small.
+///
+/// [`segment::RESERVE_SMALL_EPOCH`]: crate::segment::RESERVE_SMALL_EPOCH
+pub(crate) fn small_phase(era: u64) -> bool {
+    Slot::holding(era)
+        .is_some_and(|s| s.slabs_started.load(Ordering::Relaxed) <= crate::segment::RESERVE_SMALL_EPOCH as u64)
+}
 
 /// Counts what a close sweep did with the slabs of `class` from epoch `era`: `scanned` looked at,
 /// `recycled` of them empty and given back. Globally, per class, and on the era's ring row while

@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::epoch::{self, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
 use crate::os::{PageSource, OS};
-use crate::segment::{self, header_of, slab_of, Common};
+use crate::segment::{self, header_of, slab_of, Common, Keep};
 use crate::size_class::{SizeClass, NUM_CLASSES};
 use crate::slab::{FreeObj, SlabMeta, SlabState};
 use crate::stats::{bump_owned, HeapStats, GLOBAL};
@@ -279,6 +279,9 @@ impl Heap {
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
                 slab.format(class, self.era.get(), ptr::from_ref(self).cast_mut());
+                if let Some(slot) = Slot::holding(self.era.get()) {
+                    slot.slabs_started.fetch_add(1, Ordering::Relaxed);
+                }
                 self.bins[c].set(ptr::from_ref(slab).cast_mut());
                 let got = slab.pop()?;
                 bump_owned(&self.stats.allocs[c]);
@@ -337,7 +340,7 @@ impl Heap {
         let slab = unsafe { &*slab };
         slab.enter_notify();
         if slab.used() == 0 {
-            self.slab_emptied(slab);
+            self.slab_emptied(slab, true);
             return Some(true);
         }
         if slab.free.get().is_null() && slab.bump() >= slab.end.get() {
@@ -378,7 +381,7 @@ impl Heap {
             SlabState::Bin => {}
             SlabState::Full => {
                 if used == 0 {
-                    self.slab_emptied(slab);
+                    self.slab_emptied(slab, false);
                 } else {
                     self.file_partial(slab);
                 }
@@ -387,13 +390,13 @@ impl Heap {
                 if used == 0 {
                     let era = slab.era.load(Ordering::Relaxed);
                     unlink(&self.partial[slot_of(era)][slab.class().index()], slab);
-                    self.slab_emptied(slab);
+                    self.slab_emptied(slab, false);
                 }
             }
             SlabState::Draining => {
                 if used == 0 {
                     unlink(&self.draining, slab);
-                    self.slab_emptied(slab);
+                    self.slab_emptied(slab, false);
                 }
             }
             SlabState::Free | SlabState::Empty => segment::invalid_pointer(),
@@ -401,13 +404,21 @@ impl Heap {
     }
 
     /// Owner: an empty slab that is on no list goes back to the pool: warm while its epoch is
-    /// active, purged at once when its epoch is closing or the heap is being handed back.
-    fn slab_emptied(&self, slab: &SlabMeta) -> usize {
+    /// active; when its epoch is closing or the heap is being handed back, into the close
+    /// reserve if `retired` (an allocation slab retired at an epoch change), its epoch was a
+    /// small phase and the reserve has room, else purged at once.
+    fn slab_emptied(&self, slab: &SlabMeta, retired: bool) -> usize {
         let c = slab.class();
         let era = slab.era.load(Ordering::Relaxed);
-        let keep_warm = !self.releasing.get() && epoch::is_active(era);
-        bump_owned(c.pick(if keep_warm { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
-        let purged = segment::release_slab(slab, keep_warm);
+        let keep = if !self.releasing.get() && epoch::is_active(era) {
+            Keep::Warm
+        } else if retired && epoch::small_phase(era) {
+            Keep::Reserve
+        } else {
+            Keep::Purge
+        };
+        bump_owned(c.pick(if keep == Keep::Warm { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
+        let purged = segment::release_slab(slab, keep);
         if let Some(slot) = Slot::holding(era) {
             slot.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed);
         }
@@ -473,6 +484,23 @@ impl Heap {
             // a short phase is usually still its bin when the phase's epoch closes.
             let closed = !epoch::is_active(old);
             for class in SizeClass::all() {
+                let bin = self.bins[class.index()].get();
+                // SAFETY: bins hold slabs this heap owns.
+                let reuse = unsafe { bin.as_ref() }
+                    .filter(|s| s.used() == 0 && self.partial[slot_of(want)][class.index()].get().is_null());
+                if let Some(slab) = reuse {
+                    // An empty bin holds no object of `old` (nor a pending remote free: those
+                    // count as used), so it serves the new epoch as it is: re-stamped, not sent
+                    // through the pool and back. Each phase of a request-like program would
+                    // otherwise take a pool round trip per size class it uses. Not when the new
+                    // epoch has a partly used slab of the class: that one is filled first (else
+                    // every phase would leave one more sparse slab behind).
+                    if closed {
+                        epoch::count_close_sweep(old, class, 1, 1);
+                    }
+                    slab.era.store(want, Ordering::Relaxed);
+                    continue;
+                }
                 if let Some(emptied) = self.retire_bin(class) {
                     if closed {
                         epoch::count_close_sweep(old, class, 1, emptied as u64);
@@ -528,7 +556,7 @@ impl Heap {
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
-                        purged += segment::release_slab(slab, false) as u64;
+                        purged += segment::release_slab(slab, Keep::Purge) as u64;
                     } else {
                         self.file_draining(slab);
                     }

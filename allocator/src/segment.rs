@@ -108,6 +108,26 @@ pub const WARM_MAX: usize = 256;
 /// A warm slab unused for this long is purged by the next decay pass (the reclaimer thread runs
 /// one every 100 ms, and every slab acquisition runs one too).
 pub const WARM_DECAY_NS: u64 = 500_000_000;
+/// Most slabs of closed epochs kept unpurged for the next phase (the close reserve; 64 x 64 KiB
+/// = 4 MiB of address space, resident only where touched, purged after [`WARM_DECAY_NS`] unused
+/// like warm slabs). Only the empty slabs of a *small* phase go there, one that started at most
+/// [`RESERVE_SMALL_EPOCH`] slabs: a request touches a page or two in each of a couple of dozen
+/// slabs, and purging them at every close only to fault them back at the next request cost ~10x
+/// the request's own work. A big phase (a batch) is still purged whole at its close.
+pub const RESERVE_MAX: usize = 64;
+/// Most slabs an epoch may start and still count as a small phase (see [`RESERVE_MAX`]).
+pub const RESERVE_SMALL_EPOCH: usize = 32;
+
+/// Where [`release_slab`] puts an empty slab.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Keep {
+    /// Its epoch is active: the warm list, if it has room.
+    Warm,
+    /// A small phase of a closed epoch: the close reserve, if it has room.
+    Reserve,
+    /// Purged now.
+    Purge,
+}
 
 pub(crate) struct Pool {
     /// Purged empty slabs, linked through `next`.
@@ -117,6 +137,10 @@ pub(crate) struct Pool {
     /// the address of `prev`, which no list uses while the slab is here.
     warm: *mut SlabMeta,
     warm_count: usize,
+    /// Empty unpurged slabs of closed epochs (the close reserve), newest first, linked and timed
+    /// like `warm`.
+    reserve: *mut SlabMeta,
+    reserve_count: usize,
     /// The segment being carved and its next uncarved slot.
     carving: *mut SegmentHeader,
     next_slot: usize,
@@ -126,10 +150,45 @@ pub(crate) struct Pool {
 // design; the pool is only touched under its lock.
 unsafe impl Send for Pool {}
 
+/// The two lists of empty unpurged slabs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum List {
+    Warm,
+    Reserve,
+}
+
+impl Pool {
+    fn list(&mut self, list: List) -> (&mut *mut SlabMeta, &mut usize) {
+        match list {
+            List::Warm => (&mut self.warm, &mut self.warm_count),
+            List::Reserve => (&mut self.reserve, &mut self.reserve_count),
+        }
+    }
+
+    /// Puts the empty slab (unlinked, owned by the caller) on `list`, stamped with the time, if
+    /// the list has room. Returns false, leaving the slab to the caller, when it is full.
+    fn keep(&mut self, slab: &SlabMeta, list: List) -> bool {
+        let max = if list == List::Warm { WARM_MAX } else { RESERVE_MAX };
+        let (head, count) = self.list(list);
+        if *count >= max {
+            return false;
+        }
+        slab.set_state(SlabState::Empty);
+        slab.prev.set(ptr::without_provenance_mut(crate::os::monotonic_ns() as usize));
+        slab.next.set(*head);
+        *head = ptr::from_ref(slab).cast_mut();
+        *count += 1;
+        WARM_SLABS.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
 pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     free: ptr::null_mut(),
     warm: ptr::null_mut(),
     warm_count: 0,
+    reserve: ptr::null_mut(),
+    reserve_count: 0,
     carving: ptr::null_mut(),
     next_slot: SLABS_PER_SEGMENT,
 });
@@ -140,14 +199,17 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
     crate::reclaim::ensure_started();
     let mut pool = POOL.lock();
-    if let Some(s) = NonNull::new(pool.warm) {
-        // SAFETY: slabs on the pool lists are valid metadata, touched only under this lock.
-        pool.warm = unsafe { s.as_ref() }.next.get();
-        // SAFETY: as above; `prev` held the emptied time, not a link.
-        unsafe { s.as_ref() }.prev.set(ptr::null_mut());
-        pool.warm_count -= 1;
-        WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
-        return Some(s);
+    for list in [List::Warm, List::Reserve] {
+        let (head, count) = pool.list(list);
+        if let Some(s) = NonNull::new(*head) {
+            // SAFETY: slabs on the pool lists are valid metadata, touched only under this lock.
+            *head = unsafe { s.as_ref() }.next.get();
+            *count -= 1;
+            // SAFETY: as above; `prev` held the emptied time, not a link.
+            unsafe { s.as_ref() }.prev.set(ptr::null_mut());
+            WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
+            return Some(s);
+        }
     }
     if let Some(s) = NonNull::new(pool.free) {
         // SAFETY: as above.
@@ -191,25 +253,22 @@ fn push_segment(seg: *mut SegmentHeader) {
     }
 }
 
-/// Returns an empty slab to the pool. With `keep_warm` (its epoch is still active) it is kept
-/// unpurged while the warm list has room; otherwise, or when the list is full, its pages are
-/// purged first. Returns the bytes purged. The caller owns the slab and has removed it from
+/// Returns an empty slab to the pool: kept unpurged on the warm list ([`Keep::Warm`]) or in the
+/// close reserve ([`Keep::Reserve`]) while that has room; otherwise its pages are purged first. Returns the bytes purged. The caller owns the slab and has removed it from
 /// every heap list.
-pub(crate) fn release_slab(slab: &SlabMeta, keep_warm: bool) -> usize {
+pub(crate) fn release_slab(slab: &SlabMeta, keep: Keep) -> usize {
     debug_assert_eq!(slab.used(), 0);
     slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
     slab.remote.store(0, Ordering::Relaxed);
     slab.next.set(ptr::null_mut());
     slab.prev.set(ptr::null_mut());
-    if keep_warm {
-        let mut pool = POOL.lock();
-        if pool.warm_count < WARM_MAX {
-            slab.set_state(SlabState::Empty);
-            slab.prev.set(ptr::without_provenance_mut(crate::os::monotonic_ns() as usize));
-            slab.next.set(pool.warm);
-            pool.warm = ptr::from_ref(slab).cast_mut();
-            pool.warm_count += 1;
-            WARM_SLABS.fetch_add(1, Ordering::Relaxed);
+    let list = match keep {
+        Keep::Warm => Some(List::Warm),
+        Keep::Reserve => Some(List::Reserve),
+        Keep::Purge => None,
+    };
+    if let Some(list) = list {
+        if POOL.lock().keep(slab, list) {
             return 0;
         }
     }
@@ -258,42 +317,47 @@ pub(crate) fn count_madvise(class: crate::size_class::SizeClass, ok: bool, bytes
     }
 }
 
-/// Purges warm slabs unused for `max_age_ns` or more (all of them with 0). Returns the bytes
-/// purged.
+/// Purges warm and reserve slabs unused for `max_age_ns` or more (all of them with 0). Returns
+/// the bytes purged.
 pub(crate) fn decay_warm(now_ns: u64, max_age_ns: u64) -> usize {
-    purge_warm_where(|slab| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns, |_| {})
+    let old = |slab: &SlabMeta| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns;
+    take_where(List::Warm, old, |_| {}, false) + take_where(List::Reserve, old, |_| {}, false)
 }
 
-/// Purges the warm slabs last used in epoch `era` (it is being closed), calling `recycled` on
-/// each before its purge (the close telemetry counts them). Returns the bytes purged.
+/// The warm slabs last used in epoch `era` (it is being closed): `recycled` sees each one; then
+/// they go to the close reserve when `era` was a small phase and the reserve has room, and are
+/// purged otherwise. Returns the bytes purged.
 pub(crate) fn purge_warm_of(era: u64, recycled: impl FnMut(&SlabMeta)) -> usize {
-    purge_warm_where(|slab| slab.era.load(Ordering::Relaxed) == era, recycled)
+    let of_era = |slab: &SlabMeta| slab.era.load(Ordering::Relaxed) == era;
+    take_where(List::Warm, of_era, recycled, crate::epoch::small_phase(era))
 }
 
-/// Purges the warm slabs for which `pick` is true, at most 32 per lock hold (purging outside
-/// the lock), and moves them to the purged list; `each` sees every one before its purge (its
-/// class and era still set). Returns the bytes purged.
-fn purge_warm_where(pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&SlabMeta)) -> usize {
+/// Takes the slabs of `list` for which `pick` is true, at most 32 per lock hold (purging outside
+/// the lock); `each` sees every one first (its class and era still set). With `reserve`, each
+/// goes to the close reserve while it has room; the others are purged and moved to the purged
+/// list. Returns the bytes purged.
+fn take_where(list: List, pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&SlabMeta), reserve: bool) -> usize {
     let mut total = 0;
     loop {
         let mut batch: [*mut SlabMeta; 32] = [ptr::null_mut(); 32];
         let mut n = 0;
         {
             let mut pool = POOL.lock();
+            let (head, count) = pool.list(list);
             let mut prev: *mut SlabMeta = ptr::null_mut();
-            let mut p = pool.warm;
+            let mut p = *head;
             while !p.is_null() && n < batch.len() {
-                // SAFETY: warm slabs are valid metadata, touched only under this lock.
+                // SAFETY: pool slabs are valid metadata, touched only under this lock.
                 let slab = unsafe { &*p };
                 let next = slab.next.get();
                 if pick(slab) {
                     if prev.is_null() {
-                        pool.warm = next;
+                        *head = next;
                     } else {
                         // SAFETY: as above.
                         unsafe { (*prev).next.set(next) };
                     }
-                    pool.warm_count -= 1;
+                    *count -= 1;
                     WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
                     batch[n] = p;
                     n += 1;
@@ -307,10 +371,14 @@ fn purge_warm_where(pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&Slab
             return total;
         }
         for &p in &batch[..n] {
-            // SAFETY: unlinked from the warm list above: we own it now.
+            // SAFETY: unlinked from its list above: we own it now.
             let slab = unsafe { &*p };
             slab.prev.set(ptr::null_mut());
+            slab.next.set(ptr::null_mut());
             each(slab);
+            if reserve && POOL.lock().keep(slab, List::Reserve) {
+                continue;
+            }
             total += purge(slab);
             let mut pool = POOL.lock();
             slab.next.set(pool.free);
