@@ -8,12 +8,23 @@
 //! address and the header sits `SEGMENT_SIZE` below it, inside the same mapping.
 //!
 //! The cache: freed mappings (alignment below `SEGMENT_SIZE`, at most [`CACHE_MAX_ENTRY`] bytes)
-//! are kept, resident, up to [`CACHE_MAX_BYTES`] in all; a later request takes the smallest one
-//! that fits (trimming a large excess) or grows the largest with
-//! `mremap`, so its pages are reused without faults. Entries unused for [`CACHE_DECAY_NS`] are
-//! unmapped at the next large operation. Repeated large alloc/free therefore does not page-fault
-//! the way eager returners do, while a burst of large frees costs at most 64 MiB of RSS for a
-//! second.
+//! are kept, resident, up to [`CACHE_MAX_BYTES`] in all and `CACHE_SLOTS` (32) entries; when a
+//! free would exceed either, the oldest entries are unmapped first. A request takes the smallest
+//! cached mapping that fits and uses it whole if that is at most twice the request (or at most
+//! `TRIM_SLACK`, 1 MiB, more): the spare room stays with the object, where `realloc` can grow
+//! into it. A larger one is split at the first `SEGMENT_SIZE` boundary past the request and its
+//! tail goes back into the cache as an entry of its own (aligned, so it can hold a header); only
+//! what would still exceed the 2x bound is unmapped. When nothing fits, the largest entry is grown
+//! with `mremap`: its pages move without a copy and only the growth faults (mapping afresh would
+//! fault all of it). So a live object holds at most `max(2 * size, size + 1 MiB)` bytes (plus a
+//! page for the header), and repeated large alloc/free of varied sizes reuses resident pages
+//! instead of unmapping and faulting them again.
+//!
+//! Entries unused for [`CACHE_DECAY_NS`] (a split-off tail keeps its parent's age) are unmapped
+//! by the reclaimer or at the next large operation, so a burst of large frees costs at most
+//! 64 MiB of RSS for about a second. Cached pages stay counted in `large_mapped_bytes` and the
+//! resident estimate, and `large_cache_bytes` is exactly the sum of the entries: nothing is
+//! `MADV_FREE`d, so RSS and the estimate agree.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
@@ -29,7 +40,9 @@ pub const CACHE_MAX_BYTES: usize = 64 << 20;
 pub const CACHE_MAX_ENTRY: usize = 32 << 20;
 /// Age after which a cached mapping is unmapped.
 pub const CACHE_DECAY_NS: u64 = 500_000_000;
-const CACHE_SLOTS: usize = 16;
+/// Room for a few split-off tails besides one freed mapping per live large object of a typical
+/// working set (malloc-large keeps 16).
+const CACHE_SLOTS: usize = 32;
 /// A cached mapping reused for a smaller request keeps up to this much (or the request's size,
 /// if larger) of spare room before its tail is unmapped.
 const TRIM_SLACK: usize = 1 << 20;
