@@ -8,12 +8,23 @@
 //! address and the header sits `SEGMENT_SIZE` below it, inside the same mapping.
 //!
 //! The cache: freed mappings (alignment below `SEGMENT_SIZE`, at most [`CACHE_MAX_ENTRY`] bytes)
-//! are kept, resident, up to [`CACHE_MAX_BYTES`] in all; a later request takes the smallest one
-//! that fits (trimming a large excess) or grows the largest with
-//! `mremap`, so its pages are reused without faults. Entries unused for [`CACHE_DECAY_NS`] are
-//! unmapped at the next large operation. Repeated large alloc/free therefore does not page-fault
-//! the way eager returners do, while a burst of large frees costs at most 64 MiB of RSS for a
-//! second.
+//! are kept, resident, up to [`CACHE_MAX_BYTES`] in all and `CACHE_SLOTS` (32) entries; when a
+//! free would exceed either, the oldest entries are unmapped first. A request takes the smallest
+//! cached mapping that fits and uses it whole if that is at most twice the request (or at most
+//! `TRIM_SLACK`, 1 MiB, more): the spare room stays with the object, where `realloc` can grow
+//! into it. A larger one is split at the first `SEGMENT_SIZE` boundary past the request and its
+//! tail goes back into the cache as an entry of its own (aligned, so it can hold a header); only
+//! what would still exceed the 2x bound is unmapped. When nothing fits, the largest entry is grown
+//! with `mremap`: its pages move without a copy and only the growth faults (mapping afresh would
+//! fault all of it). So a live object holds at most `max(2 * size, size + 1 MiB)` bytes (plus a
+//! page for the header), and repeated large alloc/free of varied sizes reuses resident pages
+//! instead of unmapping and faulting them again.
+//!
+//! Entries unused for [`CACHE_DECAY_NS`] (a split-off tail keeps its parent's age) are unmapped
+//! by the reclaimer or at the next large operation, so a burst of large frees costs at most
+//! 64 MiB of RSS for about a second. Cached pages stay counted in `large_mapped_bytes` and the
+//! resident estimate, and `large_cache_bytes` is exactly the sum of the entries: nothing is
+//! `MADV_FREE`d, so RSS and the estimate agree.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
@@ -29,10 +40,15 @@ pub const CACHE_MAX_BYTES: usize = 64 << 20;
 pub const CACHE_MAX_ENTRY: usize = 32 << 20;
 /// Age after which a cached mapping is unmapped.
 pub const CACHE_DECAY_NS: u64 = 500_000_000;
-const CACHE_SLOTS: usize = 16;
+/// Room for a few split-off tails besides one freed mapping per live large object of a typical
+/// working set (malloc-large keeps 16).
+const CACHE_SLOTS: usize = 32;
 /// A cached mapping reused for a smaller request keeps up to this much (or the request's size,
 /// if larger) of spare room before its tail is unmapped.
 const TRIM_SLACK: usize = 1 << 20;
+/// A split-off tail smaller than this is not worth a cache slot; it stays with the object (or is
+/// trimmed with it).
+const CACHE_MIN_TAIL: usize = 256 << 10;
 
 /// Header of a large mapping.
 #[repr(C)]
@@ -70,6 +86,18 @@ pub(crate) static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
 });
 
 impl Cache {
+    /// Adds `e` if a slot and the byte budget allow; returns whether it did.
+    fn try_insert(&mut self, e: Entry) -> bool {
+        if self.n == CACHE_SLOTS || self.bytes + e.len > CACHE_MAX_BYTES {
+            return false;
+        }
+        self.entries[self.n] = e;
+        self.n += 1;
+        self.bytes += e.len;
+        GLOBAL.large_cache_bytes.fetch_add(e.len as u64, Ordering::Relaxed);
+        true
+    }
+
     fn remove(&mut self, i: usize) -> Entry {
         let e = self.entries[i];
         self.n -= 1;
@@ -103,10 +131,17 @@ fn unmap_all(entries: &[Entry]) {
     }
 }
 
-/// Takes a cached mapping and fits it to `len` bytes: the smallest one that is large enough
-/// (its tail unmapped when the spare room exceeds both `len` and [`TRIM_SLACK`]), else the
-/// largest one, grown with
-/// `mremap`. Either way its pages are already resident, so the new object does not fault them.
+/// Takes a cached mapping and fits it to `len` bytes, so its resident pages serve the new object
+/// without faults:
+///
+/// - the smallest one that is large enough. The object keeps it whole when that is at most
+///   twice `len` (or [`TRIM_SLACK`] more than `len`); otherwise the mapping is split at the first
+///   `SEGMENT_SIZE` boundary `b` at or past `len`: the tail past `b` goes back into the cache as an
+///   entry of its own (it starts `SEGMENT_SIZE`-aligned, so it can hold a header), and the part
+///   from `len` to `b` stays with the object if that keeps it within the same bound, else it is
+///   unmapped;
+/// - else the largest one, grown with `mremap` (its pages move without a copy; only the growth
+///   faults).
 fn cache_take(len: usize) -> Option<Entry> {
     let mut expired = [Entry { start: ptr::null_mut(), len: 0, freed_ns: 0 }; CACHE_SLOTS];
     let now = os::monotonic_ns();
@@ -115,18 +150,34 @@ fn cache_take(len: usize) -> Option<Entry> {
         let k = c.expire(now, &mut expired);
         let fits = (0..c.n).filter(|&i| c.entries[i].len >= len).min_by_key(|&i| c.entries[i].len);
         let pick = fits.or_else(|| (0..c.n).max_by_key(|&i| c.entries[i].len));
-        (pick.map(|i| c.remove(i)), k)
+        let found = pick.map(|i| {
+            let mut e = c.remove(i);
+            if e.len >= len && !within_slack(e.len, len) {
+                let b = len.next_multiple_of(SEGMENT_SIZE);
+                if e.len > b && e.len - b >= CACHE_MIN_TAIL {
+                    // Always fits: `e`'s slot and bytes were just freed and the tail is smaller.
+                    let tail = Entry { start: e.start.wrapping_add(b), len: e.len - b, freed_ns: e.freed_ns };
+                    if c.try_insert(tail) {
+                        e.len = b;
+                    }
+                }
+            }
+            e
+        });
+        (found, k)
     };
     unmap_all(&expired[..k]);
     let mut e = found?;
-    // Trim only a large excess: re-trimming and re-growing on every reuse would fault the pages
-    // back in, which is the cost this cache exists to avoid.
-    if e.len - len.min(e.len) > len.max(TRIM_SLACK) {
-        // SAFETY: the tail of a cached mapping is ours and unused.
-        unsafe { OS.unmap(NonNull::new_unchecked(e.start.wrapping_add(len)), e.len - len) };
-        GLOBAL.large_mapped_bytes.fetch_sub((e.len - len) as u64, Ordering::Relaxed);
-        e.len = len;
-    } else if e.len < len {
+    if e.len >= len {
+        // Trim only what the split left beyond the bound: re-trimming and re-growing on every
+        // reuse would fault the pages back in, which is the cost this cache exists to avoid.
+        if !within_slack(e.len, len) {
+            // SAFETY: the tail of a cached mapping is ours and unused.
+            unsafe { OS.unmap(NonNull::new_unchecked(e.start.wrapping_add(len)), e.len - len) };
+            GLOBAL.large_mapped_bytes.fetch_sub((e.len - len) as u64, Ordering::Relaxed);
+            e.len = len;
+        }
+    } else {
         // SAFETY: the cached mapping is ours and holds nothing live.
         match unsafe { grow_mapping(e.start, e.len, len) } {
             Some(start) => {
@@ -140,6 +191,12 @@ fn cache_take(len: usize) -> Option<Entry> {
         }
     }
     Some(e)
+}
+
+/// Whether a mapping of `have` bytes may serve a request of `len` bytes whole: the spare room is
+/// at most `len` (the object gets at most twice what it asked for) or at most [`TRIM_SLACK`].
+fn within_slack(have: usize, len: usize) -> bool {
+    have - len <= len.max(TRIM_SLACK)
 }
 
 /// Grows the mapping `[start, start + old_len)` to `new_len` bytes, in place if the address
@@ -181,14 +238,7 @@ fn cache_put(start: *mut u8, len: usize) {
                 expired[k] = c.remove(oldest);
                 k += 1;
             }
-            if c.n < CACHE_SLOTS && c.bytes + len <= CACHE_MAX_BYTES {
-                let n = c.n;
-                c.entries[n] = Entry { start, len, freed_ns: now };
-                c.n += 1;
-                c.bytes += len;
-                GLOBAL.large_cache_bytes.fetch_add(len as u64, Ordering::Relaxed);
-                kept = true;
-            }
+            kept = c.try_insert(Entry { start, len, freed_ns: now });
         }
         (kept, k)
     };
