@@ -417,8 +417,10 @@ impl Heap {
         } else {
             Keep::Purge
         };
-        bump_owned(c.pick(if keep == Keep::Warm { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
-        let purged = segment::release_slab(slab, keep);
+        let released = segment::release_slab(slab, keep);
+        // Recycled: kept unpurged for reuse (warm or close reserve); overflowed: purged at once.
+        bump_owned(c.pick(if released.is_none() { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
+        let purged = released.unwrap_or(0);
         if let Some(slot) = Slot::holding(era) {
             slot.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed);
         }
@@ -556,7 +558,7 @@ impl Heap {
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
-                        purged += segment::release_slab(slab, Keep::Purge) as u64;
+                        purged += segment::release_slab(slab, Keep::Purge).unwrap_or(0) as u64;
                     } else {
                         self.file_draining(slab);
                     }

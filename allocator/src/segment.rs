@@ -254,9 +254,10 @@ fn push_segment(seg: *mut SegmentHeader) {
 }
 
 /// Returns an empty slab to the pool: kept unpurged on the warm list ([`Keep::Warm`]) or in the
-/// close reserve ([`Keep::Reserve`]) while that has room; otherwise its pages are purged first. Returns the bytes purged. The caller owns the slab and has removed it from
-/// every heap list.
-pub(crate) fn release_slab(slab: &SlabMeta, keep: Keep) -> usize {
+/// close reserve ([`Keep::Reserve`]) while that has room; otherwise its pages are purged first.
+/// Returns `None` when it was kept, else the bytes purged. The caller owns the slab and has
+/// removed it from every heap list.
+pub(crate) fn release_slab(slab: &SlabMeta, keep: Keep) -> Option<usize> {
     debug_assert_eq!(slab.used(), 0);
     slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
     slab.remote.store(0, Ordering::Relaxed);
@@ -269,7 +270,7 @@ pub(crate) fn release_slab(slab: &SlabMeta, keep: Keep) -> usize {
     };
     if let Some(list) = list {
         if POOL.lock().keep(slab, list) {
-            return 0;
+            return None;
         }
     }
     let purged = purge(slab);
@@ -277,7 +278,7 @@ pub(crate) fn release_slab(slab: &SlabMeta, keep: Keep) -> usize {
     slab.next.set(pool.free);
     pool.free = ptr::from_ref(slab).cast_mut();
     POOL_SLABS.fetch_add(1, Ordering::Relaxed);
-    purged
+    Some(purged)
 }
 
 /// Purges an empty slab's touched pages; resets it to an unformatted, zeroed slab (state Free).

@@ -169,10 +169,10 @@ pub struct ClassStats {
     pub slow_path_cache_miss: u64,
     /// Slow-path allocations caused by the thread's epoch having changed (counter).
     pub slow_path_epoch_closed: u64,
-    /// Emptied slabs kept warm for reuse (counter).
+    /// Emptied slabs kept unpurged for reuse, warm or in the close reserve (counter).
     pub empty_slab_recycled: u64,
-    /// Emptied slabs purged at once: the warm pool was full or their epoch was closing
-    /// (counter).
+    /// Emptied slabs purged at once: their epoch was closing (and not a small phase) or the
+    /// pool list they would wait on was full (counter).
     pub empty_slab_overflowed: u64,
     /// `empty_slab_recycled / (recycled + overflowed)`, in percent (0 before any).
     pub recycle_rate_pct: f64,
@@ -409,7 +409,8 @@ pub struct Snapshot {
     pub closing_epoch_count: u32,
     /// Slabs ever taken for a size class (counter): sum of `classes[].new_slab_count`.
     pub total_slabs_allocated: u64,
-    /// Emptied slabs kept warm for reuse (counter): sum of `classes[].empty_slab_recycled`.
+    /// Emptied slabs kept unpurged for reuse (warm or close reserve) (counter): sum of
+    /// `classes[].empty_slab_recycled`.
     pub total_slabs_recycled: u64,
     /// Slabs holding objects now (gauge): sum of `classes[].net_slabs`.
     pub net_slabs: u64,
