@@ -411,11 +411,11 @@ impl Heap {
         let c = slab.class();
         let era = slab.era.load(Ordering::Relaxed);
         let keep = if !self.releasing.get() && epoch::is_active(era) {
-            Keep::Warm
+            Some(Keep::Warm)
         } else if retired && epoch::small_phase(era) {
-            Keep::Reserve
+            Some(Keep::Reserve)
         } else {
-            Keep::Purge
+            None
         };
         let released = segment::release_slab(slab, keep);
         // Recycled: kept unpurged for reuse (warm or close reserve); overflowed: purged at once.
@@ -490,23 +490,21 @@ impl Heap {
                 // SAFETY: bins hold slabs this heap owns.
                 let reuse = unsafe { bin.as_ref() }
                     .filter(|s| s.used() == 0 && self.partial[slot_of(want)][class.index()].get().is_null());
-                if let Some(slab) = reuse {
+                // `Some(emptied)` for a bin that left `old`: empty (recycled) or not.
+                let left = if let Some(slab) = reuse {
                     // An empty bin holds no object of `old` (nor a pending remote free: those
                     // count as used), so it serves the new epoch as it is: re-stamped, not sent
                     // through the pool and back. Each phase of a request-like program would
                     // otherwise take a pool round trip per size class it uses. Not when the new
                     // epoch has a partly used slab of the class: that one is filled first (else
                     // every phase would leave one more sparse slab behind).
-                    if closed {
-                        epoch::count_close_sweep(old, class, 1, 1);
-                    }
                     slab.era.store(want, Ordering::Relaxed);
-                    continue;
-                }
-                if let Some(emptied) = self.retire_bin(class) {
-                    if closed {
-                        epoch::count_close_sweep(old, class, 1, emptied as u64);
-                    }
+                    Some(true)
+                } else {
+                    self.retire_bin(class)
+                };
+                if let (true, Some(emptied)) = (closed, left) {
+                    epoch::count_close_sweep(old, class, 1, u64::from(emptied));
                 }
             }
             self.era.set(want);
@@ -558,7 +556,7 @@ impl Heap {
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
-                        purged += segment::release_slab(slab, Keep::Purge).unwrap_or(0) as u64;
+                        purged += segment::release_slab(slab, None).unwrap_or(0) as u64;
                     } else {
                         self.file_draining(slab);
                     }

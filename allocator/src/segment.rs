@@ -118,15 +118,13 @@ pub const RESERVE_MAX: usize = 64;
 /// Most slabs an epoch may start and still count as a small phase (see [`RESERVE_MAX`]).
 pub const RESERVE_SMALL_EPOCH: usize = 32;
 
-/// Where [`release_slab`] puts an empty slab.
+/// The two pool lists of empty unpurged slabs: where [`release_slab`] may keep a slab.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Keep {
-    /// Its epoch is active: the warm list, if it has room.
+    /// Its epoch is active: the warm list.
     Warm,
-    /// A small phase of a closed epoch: the close reserve, if it has room.
+    /// A small phase of a closed epoch: the close reserve.
     Reserve,
-    /// Purged now.
-    Purge,
 }
 
 pub(crate) struct Pool {
@@ -150,25 +148,18 @@ pub(crate) struct Pool {
 // design; the pool is only touched under its lock.
 unsafe impl Send for Pool {}
 
-/// The two lists of empty unpurged slabs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum List {
-    Warm,
-    Reserve,
-}
-
 impl Pool {
-    fn list(&mut self, list: List) -> (&mut *mut SlabMeta, &mut usize) {
+    fn list(&mut self, list: Keep) -> (&mut *mut SlabMeta, &mut usize) {
         match list {
-            List::Warm => (&mut self.warm, &mut self.warm_count),
-            List::Reserve => (&mut self.reserve, &mut self.reserve_count),
+            Keep::Warm => (&mut self.warm, &mut self.warm_count),
+            Keep::Reserve => (&mut self.reserve, &mut self.reserve_count),
         }
     }
 
     /// Puts the empty slab (unlinked, owned by the caller) on `list`, stamped with the time, if
     /// the list has room. Returns false, leaving the slab to the caller, when it is full.
-    fn keep(&mut self, slab: &SlabMeta, list: List) -> bool {
-        let max = if list == List::Warm { WARM_MAX } else { RESERVE_MAX };
+    fn keep(&mut self, slab: &SlabMeta, list: Keep) -> bool {
+        let max = if list == Keep::Warm { WARM_MAX } else { RESERVE_MAX };
         let (head, count) = self.list(list);
         if *count >= max {
             return false;
@@ -199,7 +190,7 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
     crate::reclaim::ensure_started();
     let mut pool = POOL.lock();
-    for list in [List::Warm, List::Reserve] {
+    for list in [Keep::Warm, Keep::Reserve] {
         let (head, count) = pool.list(list);
         if let Some(s) = NonNull::new(*head) {
             // SAFETY: slabs on the pool lists are valid metadata, touched only under this lock.
@@ -253,22 +244,17 @@ fn push_segment(seg: *mut SegmentHeader) {
     }
 }
 
-/// Returns an empty slab to the pool: kept unpurged on the warm list ([`Keep::Warm`]) or in the
-/// close reserve ([`Keep::Reserve`]) while that has room; otherwise its pages are purged first.
-/// Returns `None` when it was kept, else the bytes purged. The caller owns the slab and has
-/// removed it from every heap list.
-pub(crate) fn release_slab(slab: &SlabMeta, keep: Keep) -> Option<usize> {
+/// Returns an empty slab to the pool: kept unpurged on the list `keep` names (warm, or the close
+/// reserve) while that has room; otherwise (or with `None`) its pages are purged first. Returns
+/// `None` when it was kept, else the bytes purged. The caller owns the slab and has removed it
+/// from every heap list.
+pub(crate) fn release_slab(slab: &SlabMeta, keep: Option<Keep>) -> Option<usize> {
     debug_assert_eq!(slab.used(), 0);
     slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
     slab.remote.store(0, Ordering::Relaxed);
     slab.next.set(ptr::null_mut());
     slab.prev.set(ptr::null_mut());
-    let list = match keep {
-        Keep::Warm => Some(List::Warm),
-        Keep::Reserve => Some(List::Reserve),
-        Keep::Purge => None,
-    };
-    if let Some(list) = list {
+    if let Some(list) = keep {
         if POOL.lock().keep(slab, list) {
             return None;
         }
@@ -322,7 +308,7 @@ pub(crate) fn count_madvise(class: crate::size_class::SizeClass, ok: bool, bytes
 /// the bytes purged.
 pub(crate) fn decay_warm(now_ns: u64, max_age_ns: u64) -> usize {
     let old = |slab: &SlabMeta| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns;
-    take_where(List::Warm, old, |_| {}, false) + take_where(List::Reserve, old, |_| {}, false)
+    take_where(Keep::Warm, old, |_| {}, false) + take_where(Keep::Reserve, old, |_| {}, false)
 }
 
 /// The warm slabs last used in epoch `era` (it is being closed): `recycled` sees each one; then
@@ -330,14 +316,14 @@ pub(crate) fn decay_warm(now_ns: u64, max_age_ns: u64) -> usize {
 /// purged otherwise. Returns the bytes purged.
 pub(crate) fn purge_warm_of(era: u64, recycled: impl FnMut(&SlabMeta)) -> usize {
     let of_era = |slab: &SlabMeta| slab.era.load(Ordering::Relaxed) == era;
-    take_where(List::Warm, of_era, recycled, crate::epoch::small_phase(era))
+    take_where(Keep::Warm, of_era, recycled, crate::epoch::small_phase(era))
 }
 
 /// Takes the slabs of `list` for which `pick` is true, at most 32 per lock hold (purging outside
 /// the lock); `each` sees every one first (its class and era still set). With `reserve`, each
 /// goes to the close reserve while it has room; the others are purged and moved to the purged
 /// list. Returns the bytes purged.
-fn take_where(list: List, pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&SlabMeta), reserve: bool) -> usize {
+fn take_where(list: Keep, pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&SlabMeta), reserve: bool) -> usize {
     let mut total = 0;
     loop {
         let mut batch: [*mut SlabMeta; 32] = [ptr::null_mut(); 32];
@@ -377,7 +363,7 @@ fn take_where(list: List, pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut
             slab.prev.set(ptr::null_mut());
             slab.next.set(ptr::null_mut());
             each(slab);
-            if reserve && POOL.lock().keep(slab, List::Reserve) {
+            if reserve && POOL.lock().keep(slab, Keep::Reserve) {
                 continue;
             }
             total += purge(slab);
