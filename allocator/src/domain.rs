@@ -1,5 +1,5 @@
-//! Epoch domains: scoped, labelled, refcounted regions of a program whose small allocations go
-//! to one epoch, plus the bounded label registry.
+//! Epoch domains: labelled phases of a program (a request, a job) whose small allocations are
+//! grouped by time, plus the bounded label registry.
 //!
 //! ```
 //! use temporal_slab::EpochDomain;
@@ -7,24 +7,28 @@
 //! {
 //!     let _in = request.enter();          // allocations on this thread now go to its epoch
 //!     let body = vec![0u8; 1000];
-//! }                                        // guard dropped: refcount back to 0
-//! request.close();                         // the epoch's pages go back to the OS
+//! }                                        // guard dropped: the thread leaves the domain
+//! request.close();                         // the domain ends (dropping it does the same)
 //! ```
 //!
+//! A domain joins the current epoch: every domain opened in the same time bucket shares it
+//! (see `epoch.rs`), so opening, entering, exiting and ending one take no lock, and 10,000 of them
+//! open at once use one or two ring slots. The epoch closes when time has moved on and its last
+//! domain has ended; its memory is then recycled. Per label, snapshots count the domains opened
+//! and still open and the bytes allocated inside them (exact, by the threads' own counters).
+//!
 //! Guards nest LIFO per thread: entering B inside A sends allocations to B until B's guard
-//! drops, then to A again. The epoch's refcount (live guards, on any thread) is visible in
-//! snapshots, so a domain entered twice and exited once shows as an epoch with refcount 1 and a
-//! growing age: a leak found by the allocator.
+//! drops, then to A again. An epoch's `refcount` in snapshots is the number of domains open in
+//! it, so a domain that never ends shows as an old, ended epoch that stays open with refcount 1
+//! (and as an open domain of its label): a leak found by the allocator.
 //!
 //! Misuse is detected in release builds too, counted in the snapshot, and made harmless:
 //! - a guard dropped out of LIFO order: it is removed from wherever it is in the stack, the
 //!   thread goes on allocating in the (new) innermost domain;
 //! - a guard dropped on another thread than the one that entered it (only possible through
-//!   `unsafe`, the guard is `!Send`): the refcount is still released, the stacks of both threads
-//!   are left alone;
-//! - entering a domain whose epoch's era has passed (closed and its ring slot reused, or closed
-//!   by someone else): allocations go to the current global epoch instead, never to the passed
-//!   era.
+//!   `unsafe`, the guard is `!Send`): the stacks of both threads are left alone;
+//! - entering a domain that has ended, or whose epoch has closed or passed: allocations go to
+//!   the current global epoch instead, never to a closed era.
 //!
 //! Labels: up to [`MAX_LABELS`] distinct labels of up to [`LABEL_MAX`] bytes (longer ones are cut
 //! at a character boundary). Label 0 is the fixed label `"(overflow)"`, used (and counted) when
@@ -32,17 +36,17 @@
 
 use core::cell::Cell;
 use core::marker::PhantomData;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crate::epoch::{self, EpochId, RING};
+use crate::counters::GLOBAL;
+pub use crate::counters::MAX_LABELS;
+use crate::epoch::{self, EpochId};
 use crate::heap;
-use crate::stats::GLOBAL;
+use crate::ring;
 use crate::sync::SpinLock;
 
 /// Most bytes in a label.
 pub const LABEL_MAX: usize = 31;
-/// Label registry size, including the fixed overflow label 0.
-pub const MAX_LABELS: usize = 32;
 /// The label given when the registry is full.
 pub const OVERFLOW_LABEL: &str = "(overflow)";
 /// Deepest nesting of domain guards per thread; deeper enters are counted as misuse and do not
@@ -108,19 +112,13 @@ pub(crate) fn intern(label: &str) -> u8 {
     i as u8
 }
 
-/// Copies every label (id 0, the overflow label, included) into `out` as little-endian words,
-/// without allocating. Returns the number of registered labels (excluding the overflow label).
-pub(crate) fn copy_labels(out: &mut [crate::stats::RawLabel; MAX_LABELS]) -> usize {
+/// Calls `f` with the id and bytes of every label (id 0, the overflow label, included), under
+/// the registry lock and without allocating. Returns the number of registered labels (excluding
+/// the overflow label).
+pub(crate) fn for_each_label(mut f: impl FnMut(usize, &[u8])) -> usize {
     let r = REGISTRY.lock();
-    for (o, l) in out.iter_mut().zip(&r.labels[..r.n]) {
-        o.len = l.len as u64;
-        let mut padded = [0u8; LABEL_MAX.div_ceil(8) * 8];
-        padded[..LABEL_MAX].copy_from_slice(&l.bytes);
-        for (w, chunk) in o.bytes.iter_mut().zip(padded.chunks(8)) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            *w = u64::from_le_bytes(b);
-        }
+    for (i, l) in r.labels[..r.n].iter().enumerate() {
+        f(i, &l.bytes[..l.len as usize]);
     }
     r.n - 1
 }
@@ -130,44 +128,72 @@ pub fn label_count() -> usize {
     REGISTRY.lock().n - 1
 }
 
-/// Marker for "no label" in a ring slot.
-pub(crate) const NO_LABEL: u64 = u64::MAX;
-
 thread_local! {
-    /// This thread's stack of entered domains (eras), innermost last.
-    static STACK: Cell<[u64; MAX_DEPTH]> = const { Cell::new([0; MAX_DEPTH]) };
+    /// This thread's stack of entered domains (era and label id, `heap::NO_LABEL_ID` for none),
+    /// innermost last.
+    static STACK: Cell<[(u64, u8); MAX_DEPTH]> = const { Cell::new([(0, heap::NO_LABEL_ID); MAX_DEPTH]) };
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// An epoch with a label and a refcount of live guards. See the module docs.
+/// A phase of the program (a request, a job) with an optional label. See the module docs.
+///
+/// Opening one joins the current epoch (shared with the other domains of the same time bucket)
+/// and holds a count on it until the domain ends ([`EpochDomain::close`], drop, or the last guard
+/// out with [`EpochDomain::auto_close`]). `Send + Sync`: share it by reference or in an `Arc`,
+/// and enter it from any thread; each guard stays on the thread that made it.
 #[derive(Debug)]
 pub struct EpochDomain {
     epoch: EpochId,
+    label: u8,
     auto_close: bool,
+    /// Holds a count on its epoch (joined and not yet ended).
+    open: AtomicBool,
+    /// Live guards, on any thread.
+    guards: AtomicU32,
 }
 
 impl EpochDomain {
-    /// A domain on a new epoch of its own: ACTIVE until the domain closes it (or its last guard
-    /// exits, with [`EpochDomain::auto_close`]); global advances leave it alone.
+    /// A domain in the current epoch (the epoch is shared with every other domain opened in the
+    /// same time bucket; see `epoch.rs`). Takes no lock and makes no thread heap refresh.
     pub fn new(label: Option<&str>) -> EpochDomain {
-        EpochDomain::on(epoch::open(), label)
-    }
-
-    /// A domain on an existing epoch (for example the current one, to share it between
-    /// domains). A label given here replaces the epoch's label.
-    pub fn on(epoch: EpochId, label: Option<&str>) -> EpochDomain {
-        if let Some(l) = label {
-            let id = intern(l);
-            let slot = &RING[epoch.index()];
-            if slot.era.load(Ordering::Relaxed) == epoch.era() {
-                slot.label.store(id as u64, Ordering::Relaxed);
+        let label = label.map(intern);
+        loop {
+            let e = epoch::current();
+            if epoch::join(e.era()) {
+                return EpochDomain::opened(e, label, true);
             }
+            // The current epoch ended between the load and the join: take the new one.
+            core::hint::spin_loop();
         }
-        EpochDomain { epoch, auto_close: false }
     }
 
-    /// With `true`, the epoch is closed when the last guard (on any thread) exits, if its era
-    /// is still the one in its ring slot.
+    /// A domain in `epoch` if it still takes new domains (it is ACTIVE and not ended: for
+    /// example the current one, just returned by [`epoch::advance`]). A domain on an epoch that
+    /// has ended or passed is born ended: entering it counts a passed-era misuse and allocates
+    /// in the current epoch.
+    pub fn on(epoch: EpochId, label: Option<&str>) -> EpochDomain {
+        let label = label.map(intern);
+        let open = epoch::join(epoch.era());
+        EpochDomain::opened(epoch, label, open)
+    }
+
+    fn opened(epoch: EpochId, label: Option<u8>, open: bool) -> EpochDomain {
+        if open {
+            if let Some(slot) = ring::Slot::holding(epoch.era()) {
+                slot.note_label(label);
+            }
+            heap::count_domain_label(label, true);
+        }
+        EpochDomain {
+            epoch,
+            label: label.unwrap_or(heap::NO_LABEL_ID),
+            auto_close: false,
+            open: AtomicBool::new(open),
+            guards: AtomicU32::new(0),
+        }
+    }
+
+    /// With `true`, the domain ends when its last guard (on any thread) exits.
     pub fn auto_close(mut self, yes: bool) -> EpochDomain {
         self.auto_close = yes;
         self
@@ -178,38 +204,52 @@ impl EpochDomain {
         self.epoch
     }
 
+    /// Whether the domain is still open (not closed, not dropped, not auto-closed).
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// Enters the domain on this thread: until the guard drops, this thread's small allocations
-    /// go to the domain's epoch (unless a nested domain is entered).
+    /// go to the domain's epoch (unless a nested domain is entered). Entering a domain whose
+    /// epoch is the thread's current one costs a few thread-local writes; the thread's heap
+    /// switches slabs only when the domain's epoch differs (a domain older than the current
+    /// time bucket).
     pub fn enter(&self) -> DomainGuard<'_> {
         let era = self.epoch.era();
-        let slot = &RING[self.epoch.index()];
-        // The refcount belongs to the era in the slot; a passed era has none to raise.
-        let counted = slot.era.load(Ordering::Relaxed) == era;
-        if counted {
-            slot.refcount.fetch_add(1, Ordering::Relaxed);
-        }
-        if !epoch::is_active(era) {
+        if !self.open.load(Ordering::Relaxed) || !ring::is_active(era) {
             GLOBAL.domain_misuse_passed_era.fetch_add(1, Ordering::Relaxed);
         }
+        self.guards.fetch_add(1, Ordering::Relaxed);
         let depth = DEPTH.try_with(|d| d.get()).unwrap_or(MAX_DEPTH);
         let pushed = depth < MAX_DEPTH;
         if pushed {
             let _ = STACK.try_with(|s| {
                 let mut st = s.get();
-                st[depth] = era;
+                st[depth] = (era, self.label);
                 s.set(st);
             });
             let _ = DEPTH.try_with(|d| d.set(depth + 1));
-            heap::set_domain_era(era);
+            heap::set_domain(era, self.label);
         } else {
             GLOBAL.domain_misuse_too_deep.fetch_add(1, Ordering::Relaxed);
         }
-        DomainGuard { domain: self, pushed, counted, thread: thread_token(), _not_send: PhantomData }
+        DomainGuard { domain: self, pushed, thread: thread_token(), _not_send: PhantomData }
     }
 
-    /// Closes the domain's epoch now (see [`epoch::close`]), whatever its refcount.
+    /// Ends the domain now, whatever guards are live: it no longer holds its epoch open (the
+    /// epoch closes once it has ended and its last domain has ended). Idempotent; dropping the
+    /// domain does the same.
     pub fn close(&self) {
-        epoch::close(self.epoch);
+        if self.open.swap(false, Ordering::AcqRel) {
+            heap::count_domain_label((self.label != heap::NO_LABEL_ID).then_some(self.label), false);
+            epoch::leave(self.epoch.era());
+        }
+    }
+}
+
+impl Drop for EpochDomain {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -223,7 +263,6 @@ fn thread_token() -> usize {
 pub struct DomainGuard<'a> {
     domain: &'a EpochDomain,
     pushed: bool,
-    counted: bool,
     thread: usize,
     _not_send: PhantomData<*mut ()>,
 }
@@ -235,11 +274,12 @@ impl Drop for DomainGuard<'_> {
             GLOBAL.domain_misuse_wrong_thread.fetch_add(1, Ordering::Relaxed);
         } else if self.pushed {
             let depth = DEPTH.try_with(|d| d.get()).unwrap_or(0);
-            let mut st = STACK.try_with(|s| s.get()).unwrap_or([0; MAX_DEPTH]);
+            let mut st = STACK.try_with(|s| s.get()).unwrap_or([(0, heap::NO_LABEL_ID); MAX_DEPTH]);
             // Normally this guard's era is on top of the stack (wherever it was pushed: an
             // earlier out-of-order exit below it may have moved it down). Otherwise remove the
-            // innermost entry of this era and count the misuse.
-            let found = (0..depth).rev().find(|&i| st[i] == era);
+            // innermost entry of this domain and count the misuse.
+            let me = (era, self.domain.label);
+            let found = (0..depth).rev().find(|&i| st[i] == me);
             if found != Some(depth.wrapping_sub(1)) {
                 GLOBAL.domain_misuse_out_of_order.fetch_add(1, Ordering::Relaxed);
             }
@@ -248,18 +288,13 @@ impl Drop for DomainGuard<'_> {
                 let new_depth = depth - 1;
                 let _ = STACK.try_with(|s| s.set(st));
                 let _ = DEPTH.try_with(|d| d.set(new_depth));
-                heap::set_domain_era(if new_depth == 0 { 0 } else { st[new_depth - 1] });
+                let (outer, label) = if new_depth == 0 { (0, heap::NO_LABEL_ID) } else { st[new_depth - 1] };
+                heap::set_domain(outer, label);
             }
         }
-        let slot = &RING[self.domain.epoch.index()];
-        // If the era passed while we were inside, the slot's refcount was reset for the new era:
-        // leave it alone.
-        if !self.counted || slot.era.load(Ordering::Relaxed) != era {
-            return;
-        }
-        let before = slot.refcount.fetch_sub(1, Ordering::AcqRel);
-        if before == 1 && self.domain.auto_close {
-            epoch::close(self.domain.epoch);
+        // AcqRel: the last guard's auto-close sees every other guard's exit.
+        if self.domain.guards.fetch_sub(1, Ordering::AcqRel) == 1 && self.domain.auto_close {
+            self.domain.close();
         }
     }
 }

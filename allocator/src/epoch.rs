@@ -1,338 +1,257 @@
-//! Epochs: a 16-slot ring of ACTIVE / CLOSING epochs, named by a monotonic 64-bit era.
+//! Epochs: advancing, ending and closing the eras of the ring (`ring.rs` holds their state).
 //!
-//! An epoch *is* its era: eras count up from 1 and era `e` lives in ring slot `(e - 1) % 16`.
-//! Several epochs may be ACTIVE at once: the current one (where allocations outside domains go)
-//! and those of epoch domains. Opening an epoch takes the next slot that is not ACTIVE (the era
-//! skips ahead to it), so a global advance never takes a live domain's slot.
-//! [`advance`] makes the current epoch CLOSING and opens the next one;
-//! [`close`] purges the empty slabs of a CLOSING epoch. Slabs remember their era, so when the
-//! ring wraps onto a slot whose older-era slabs are still live, those slabs are recognised as
-//! belonging to a finished epoch and are never allocated from again: they only drain.
+//! Each small allocation goes to the epoch that is current for its thread when it is made: the
+//! global current epoch, or the epoch of the innermost domain the thread is in. A thread notices
+//! an advance at its next allocation (one relaxed load of `GEN` on the fast path), so an
+//! allocation that races with [`advance`] on another thread may land in either epoch.
 //!
-//! Each small allocation goes to the epoch that is current for its thread when it is made. A
-//! thread notices an advance at its next allocation (one relaxed load of `GEN` on the fast
-//! path), so an allocation that races with `advance` on another thread may land in either epoch.
+//! **Domains share epochs.** A domain joins the current epoch (a time bucket) and holds a count on
+//! it; no lock is taken and no heap is made to refresh. The count is sharded: each thread heap
+//! keeps its own per-slot count of domains opened minus domains ended (written only by its
+//! thread), so opening and ending a domain touch no shared cache line. An epoch whose time has
+//! passed ([`advance`]) is ENDED: it keeps its domains' allocations and closes when the last of
+//! them ends. Closing needs the counts' sum to be 0; after an epoch has ENDED its counts only
+//! fall (no domain joins an ENDED epoch), so a sum read while other threads end domains can be
+//! too high, never too low: the last domain to end sees 0 and closes it.
 //!
-//! A thread's slabs are its own: `close` purges at once what the calling thread and parked
-//! (exited) threads hold; every other live thread purges its share of the closed epoch at its
-//! next allocation.
+//! The ordering that makes joining safe (a Dekker pair, both sides SeqCst fences): the joiner
+//! raises its count, fences, and checks that the epoch is still ACTIVE; the ender marks it
+//! ENDED, fences, and sums the counts. Either the ender sees the joiner's count (and leaves the
+//! epoch open), or the joiner sees ENDED (and backs out, then closes the epoch itself if it was
+//! the last).
+//!
+//! Programs that only use domains never call [`advance`]: the reclaimer thread rotates the
+//! current epoch every [`BUCKET_NS`] when domains joined it, so requests made within the same
+//! ~100 ms share slabs, and a bucket closes once all of its requests have ended.
+//!
+//! A thread's slabs are its own: closing sweeps at once what the calling thread and parked
+//! (exited) threads hold; every other live thread sweeps its share at its next allocation.
 
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{fence, Ordering};
 
-use serde::Serialize;
+use crate::counters::GLOBAL;
+use crate::os::PageSource;
+use crate::ring::{count_close_sweep, slot_of, Slot, ACTIVE, CLOSING, CURRENT_ERA, ENDED, GEN, LAST_ERA, LOCK, RING};
+pub use crate::ring::{current, state, EpochId, EpochState, EPOCH_SLOTS};
+use crate::size_class::{SizeClass, NUM_CLASSES};
 
-use crate::size_class::SizeClass;
-use crate::sync::SpinLock;
+/// How long the current epoch stays current once domains have joined it, when nothing else
+/// advances it: the reclaimer then advances it (so request-like domains are grouped in buckets
+/// of about this length).
+pub const BUCKET_NS: u64 = 100_000_000;
 
-/// Slots in the epoch ring.
-pub const EPOCH_SLOTS: usize = 16;
-
-/// An epoch, named by its era (monotonic from 1). Its ring slot is [`EpochId::index`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct EpochId(u64);
-
-impl EpochId {
-    /// The epoch named by `era`, for callers that carry eras as plain integers (the C ABI of
-    /// `libtemporal_slab.so`). Any value is accepted; [`state`] tells whether it names an epoch
-    /// still in the ring.
-    pub const fn from_era(era: u64) -> EpochId {
-        EpochId(era)
-    }
-
-    /// The era: how many epochs had been opened when this one opened, counting it.
-    pub const fn era(self) -> u64 {
-        self.0
-    }
-
-    /// The ring slot, `0..16`.
-    pub const fn index(self) -> usize {
-        slot_of(self.0)
-    }
-}
-
-#[inline]
-pub(crate) const fn slot_of(era: u64) -> usize {
-    ((era.wrapping_sub(1)) % EPOCH_SLOTS as u64) as usize
-}
-
-/// The state of an epoch's ring slot.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum EpochState {
-    /// Takes new allocations.
-    Active,
-    /// Takes no new allocations; its slabs drain and are purged when empty.
-    Closing,
-}
-
-const UNUSED: u8 = 0;
-const ACTIVE: u8 = 1;
-const CLOSING: u8 = 2;
-
-pub(crate) struct Slot {
-    pub(crate) era: AtomicU64,
-    pub(crate) state: AtomicU8,
-    /// CLOCK_MONOTONIC ns when the era opened.
-    pub(crate) opened_ns: AtomicU64,
-    /// Bumped by every `close` of this slot; heaps compare it with what they last swept.
-    pub(crate) close_seq: AtomicU64,
-    /// Live domain guards on this era (gauge).
-    pub(crate) refcount: AtomicU64,
-    /// Label id of the era, or `domain::NO_LABEL`.
-    pub(crate) label: AtomicU64,
-    /// Close telemetry of this era (counters, reset when the slot opens a new era).
-    pub(crate) close_calls: AtomicU64,
-    pub(crate) close_scanned_slabs: AtomicU64,
-    pub(crate) close_recycled_slabs: AtomicU64,
-    pub(crate) purged_bytes: AtomicU64,
-    pub(crate) close_total_ns: AtomicU64,
-    /// The last close of this era: duration, bytes purged during it, RSS around it (0 when RSS
-    /// reading is off).
-    pub(crate) last_close_ns: AtomicU64,
-    pub(crate) last_close_purged_bytes: AtomicU64,
-    pub(crate) rss_before_close: AtomicU64,
-    pub(crate) rss_after_close: AtomicU64,
-    /// Slabs taken from the pool for this era (counter; an empty allocation slab a thread carries
-    /// over from its previous epoch is not counted): the size of its phase, which decides whether
-    /// its empty slabs may wait in the close reserve ([`small_phase`]).
-    pub(crate) slabs_started: AtomicU64,
-}
-
-#[allow(clippy::declare_interior_mutable_const)]
-const Z: AtomicU64 = AtomicU64::new(0);
-
-impl Slot {
-    const fn new(era: u64, state: u8) -> Slot {
-        Slot {
-            era: AtomicU64::new(era),
-            state: AtomicU8::new(state),
-            opened_ns: Z,
-            close_seq: Z,
-            refcount: Z,
-            label: AtomicU64::new(crate::domain::NO_LABEL),
-            close_calls: Z,
-            close_scanned_slabs: Z,
-            close_recycled_slabs: Z,
-            slabs_started: Z,
-            purged_bytes: Z,
-            close_total_ns: Z,
-            last_close_ns: Z,
-            last_close_purged_bytes: Z,
-            rss_before_close: Z,
-            rss_after_close: Z,
-        }
-    }
-
-    /// Resets what belongs to one era (under the epoch lock, when the slot opens a new era).
-    fn reset_for(&self, era: u64) {
-        self.era.store(era, Ordering::Relaxed);
-        self.opened_ns.store(crate::os::monotonic_ns(), Ordering::Relaxed);
-        self.refcount.store(0, Ordering::Relaxed);
-        self.label.store(crate::domain::NO_LABEL, Ordering::Relaxed);
-        for c in [
-            &self.close_calls,
-            &self.close_scanned_slabs,
-            &self.close_recycled_slabs,
-            &self.purged_bytes,
-            &self.close_total_ns,
-            &self.last_close_ns,
-            &self.last_close_purged_bytes,
-            &self.rss_before_close,
-            &self.rss_after_close,
-            &self.slabs_started,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// The slot, if it still holds `era`.
-    pub(crate) fn holding(era: u64) -> Option<&'static Slot> {
-        let slot = &RING[slot_of(era)];
-        (slot.era.load(Ordering::Relaxed) == era).then_some(slot)
-    }
-
-    pub(crate) fn state(&self) -> Option<EpochState> {
-        match self.state.load(Ordering::Relaxed) {
-            ACTIVE => Some(EpochState::Active),
-            CLOSING => Some(EpochState::Closing),
-            _ => None,
-        }
-    }
-}
-
-pub(crate) static RING: [Slot; EPOCH_SLOTS] = {
-    let mut ring = [const { Slot::new(0, UNUSED) }; EPOCH_SLOTS];
-    ring[0] = Slot::new(1, ACTIVE);
-    ring
-};
-
-/// The era of the current epoch.
-pub(crate) static CURRENT_ERA: AtomicU64 = AtomicU64::new(1);
-/// The highest era opened so far (the current one or a domain's).
-static LAST_ERA: AtomicU64 = AtomicU64::new(1);
-/// Bumped by every advance and close; heaps compare it on each allocation.
-pub(crate) static GEN: AtomicU64 = AtomicU64::new(1);
-/// Serialises advance and close.
-pub(crate) static LOCK: SpinLock<()> = SpinLock::new(());
-
-/// Whether `era` is the era of an ACTIVE epoch (so its slabs may take new allocations).
-#[inline]
-/// Stamps the open time of the first epoch (era 1, ACTIVE from the start in a `static`, where no
-/// clock can be read). Called once, when the allocator first maps memory.
-pub(crate) fn stamp_first_epoch() {
-    let _ =
-        RING[slot_of(1)].opened_ns.compare_exchange(0, crate::os::monotonic_ns(), Ordering::Relaxed, Ordering::Relaxed);
-}
-
-pub(crate) fn is_active(era: u64) -> bool {
-    let slot = &RING[slot_of(era)];
-    slot.era.load(Ordering::Relaxed) == era && slot.state.load(Ordering::Relaxed) == ACTIVE
-}
-
-/// The current epoch.
-pub fn current() -> EpochId {
-    EpochId(CURRENT_ERA.load(Ordering::Acquire))
-}
-
-/// Makes the current epoch CLOSING, opens the next one (the era increments, the ring index moves
-/// on by one) and returns it. Allocations made after this call on any thread go to the new epoch.
+/// Makes the current epoch end (it closes at once unless domains are still open in it; then when
+/// the last of them ends), opens the next one (the era increments, the ring index moves on) and
+/// returns it. Allocations made after this call on any thread go to the new epoch. With every
+/// slot of the ring still held by ended epochs with open domains, there is no slot for a new
+/// era: the current epoch stays current and the overflow is counted (`ring_overflows`).
 pub fn advance() -> EpochId {
-    let _g = LOCK.lock();
-    advance_locked()
-}
-
-fn advance_locked() -> EpochId {
+    let g = LOCK.lock();
     let old = CURRENT_ERA.load(Ordering::Relaxed);
-    RING[slot_of(old)].state.store(CLOSING, Ordering::Relaxed);
-    let new = open_locked();
+    let Some(new) = open_locked() else {
+        drop(g);
+        GLOBAL.ring_overflows.fetch_add(1, Ordering::Relaxed);
+        return EpochId(old);
+    };
     // Release: pairs with the Acquire loads of CURRENT_ERA / GEN in `current` and heap refresh,
-    // so a thread that sees the new generation sees the slot states written above.
+    // so a thread that sees the new generation sees the slot states written by `open_locked`.
     CURRENT_ERA.store(new, Ordering::Release);
     GEN.fetch_add(1, Ordering::Release);
+    drop(g);
+    end(old, crate::os::monotonic_ns());
     EpochId(new)
 }
 
-/// Opens a new era, ACTIVE, in the next ring slot that does not hold an ACTIVE epoch (the
-/// global current or a domain's), so opening never takes a live domain's slot while another
-/// is free. Eras stay monotonic; they skip the numbers whose slot was busy. With all 16 slots
-/// ACTIVE, the slot after the last opened one is taken anyway: its era passes (counted).
-fn open_locked() -> u64 {
+/// Opens a new era, ACTIVE, in the next ring slot that is free (never used or CLOSING). Eras
+/// stay monotonic; they skip the numbers whose slot is still held. `None` when all 16 are held.
+fn open_locked() -> Option<u64> {
     let last = LAST_ERA.load(Ordering::Relaxed);
-    let mut era = last + 1;
-    while era <= last + EPOCH_SLOTS as u64 && RING[slot_of(era)].state.load(Ordering::Relaxed) == ACTIVE {
-        era += 1;
-    }
-    if era > last + EPOCH_SLOTS as u64 {
-        era = last + 1;
-        crate::stats::GLOBAL.ring_overflows.fetch_add(1, Ordering::Relaxed);
-    }
+    let era = (last + 1..=last + EPOCH_SLOTS as u64).find(|&e| {
+        let s = RING[slot_of(e)].state.load(Ordering::Relaxed);
+        s != ACTIVE && s != ENDED
+    })?;
     let slot = &RING[slot_of(era)];
     slot.reset_for(era);
     slot.state.store(ACTIVE, Ordering::Relaxed);
     LAST_ERA.store(era, Ordering::Relaxed);
-    era
-}
-
-/// Opens a new ACTIVE epoch without changing the current one (for a domain).
-pub(crate) fn open() -> EpochId {
-    let _g = LOCK.lock();
-    EpochId(open_locked())
+    Some(era)
 }
 
 /// Closes `epoch`: it takes no new allocations (if it is the current epoch, [`advance`] runs
-/// first), its empty slabs are purged (`madvise`) and recycled, and its partly used slabs are
-/// purged as soon as they empty. Closing an epoch whose ring slot has since been reused by a
-/// newer era only sweeps what is left of it.
+/// first). If domains are still open in it, it stays ACTIVE for them and closes when the last of
+/// them ends. Closing moves its partly used slabs to the recycling lists (their free room serves
+/// later epochs) and keeps its empty slabs unpurged in the reserve for the next phase; the
+/// reserve is purged when the program goes idle (about 0.5 s) or by [`crate::trim`]. Closing an
+/// epoch that is already closing sweeps what is left of it again.
 ///
 /// The calling thread's slabs and those of exited threads are swept before this returns; other
 /// live threads sweep theirs at their next allocation.
 pub fn close(epoch: EpochId) {
     let t0 = crate::os::monotonic_ns();
+    if epoch.0 == CURRENT_ERA.load(Ordering::Relaxed) {
+        advance();
+        return;
+    }
+    match Slot::holding(epoch.0).map(|s| s.state.load(Ordering::Relaxed)) {
+        Some(ACTIVE) => end(epoch.0, t0),
+        Some(CLOSING) => {
+            let slot = &RING[epoch.index()];
+            slot.close_seq.fetch_add(1, Ordering::Relaxed);
+            // Release: pairs with the Acquire load of GEN in heap refresh.
+            GEN.fetch_add(1, Ordering::Release);
+            finish_close(epoch.0, t0);
+        }
+        // ENDED: it closes when its last domain ends; a passed era has nothing left here.
+        _ => {}
+    }
+}
+
+/// [`close`], then gives the pages of the epoch's empty slabs back to the OS now instead of
+/// keeping them for the next phase: deterministic release, for a phase after which the program
+/// expects to stay small. What is purged shows in the close telemetry as purged, not deferred.
+/// With domains still open in the epoch, the purge happens when its last domain ends and it
+/// closes.
+pub fn close_purge(epoch: EpochId) {
+    if let Some(slot) = Slot::holding(epoch.0) {
+        slot.purge_on_close.store(true, Ordering::Relaxed);
+    }
+    close(epoch);
+}
+
+/// Ends `era` (ACTIVE -> ENDED) and closes it if no domain is open in it.
+fn end(era: u64, t0: u64) {
+    let slot = &RING[slot_of(era)];
+    if slot.era.load(Ordering::Relaxed) != era
+        || slot.state.compare_exchange(ACTIVE, ENDED, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    // SeqCst: the ender's half of the Dekker pair with `join` (see the module docs).
+    fence(Ordering::SeqCst);
+    try_close(era, t0);
+}
+
+/// Closes the ENDED `era` if the sum of its domain counts is 0 (once: the state CAS decides).
+fn try_close(era: u64, t0: u64) {
+    let slot = &RING[slot_of(era)];
+    if slot.era.load(Ordering::Relaxed) != era || crate::heap::domain_sum(slot_of(era)) != 0 {
+        return;
+    }
+    if slot.state.compare_exchange(ENDED, CLOSING, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        return;
+    }
+    slot.close_seq.fetch_add(1, Ordering::Relaxed);
+    // Release: pairs with the Acquire load of GEN in heap refresh, so a heap that sees the new
+    // generation sees the CLOSING state.
+    GEN.fetch_add(1, Ordering::Release);
+    crate::segment::note_phase(slot.slabs_started.load(Ordering::Relaxed));
+    finish_close(era, t0);
+}
+
+/// A domain joins `era`: true when it did (the epoch was ACTIVE and is not ending under it).
+pub(crate) fn join(era: u64) -> bool {
+    let slot = &RING[slot_of(era)];
+    if slot.era.load(Ordering::Relaxed) != era || slot.state.load(Ordering::Relaxed) != ACTIVE {
+        return false;
+    }
+    crate::heap::add_domain(slot_of(era), 1);
+    // SeqCst: the joiner's half of the Dekker pair with `end` (see the module docs).
+    fence(Ordering::SeqCst);
+    if slot.era.load(Ordering::Relaxed) == era && slot.state.load(Ordering::Relaxed) == ACTIVE {
+        return true;
+    }
+    leave(era);
+    false
+}
+
+/// A domain that joined `era` ends; the last one out of an ENDED epoch closes it.
+pub(crate) fn leave(era: u64) {
+    crate::heap::add_domain(slot_of(era), -1);
+    // SeqCst: pairs with the fences of other leavers and of `end`, so that of two domains ending
+    // at once, at least the later one sees both counts fall.
+    fence(Ordering::SeqCst);
+    let slot = &RING[slot_of(era)];
+    if slot.era.load(Ordering::Relaxed) == era && slot.state.load(Ordering::Relaxed) == ENDED {
+        try_close(era, crate::os::monotonic_ns());
+    }
+}
+
+/// The close sweep and its telemetry, once `era` is CLOSING (or closed again).
+fn finish_close(era: u64, t0: u64) {
     let rss_on = RSS_ON_CLOSE.load(Ordering::Relaxed);
     let rss0 = if rss_on { crate::os::rss_bytes() } else { 0 };
-    let slot = &RING[epoch.index()];
+    let slot = &RING[slot_of(era)];
     let purged0 = slot.purged_bytes.load(Ordering::Relaxed);
-    {
-        let _g = LOCK.lock();
-        if epoch.0 == CURRENT_ERA.load(Ordering::Relaxed) {
-            advance_locked();
-        }
-        if slot.era.load(Ordering::Relaxed) == epoch.0 {
-            slot.state.store(CLOSING, Ordering::Relaxed);
-        }
-        slot.close_seq.fetch_add(1, Ordering::Relaxed);
-        // Release: pairs with the Acquire load of GEN in heap refresh.
-        GEN.fetch_add(1, Ordering::Release);
-    }
-    crate::heap::sweep_after_close();
-    // Empty slabs of this epoch kept warm in the pool go back to the OS too. They are slabs this
-    // close found empty and recycled, so they count as scanned and recycled: without them the
-    // yield of an epoch whose objects were all freed before its close read 0 of 0.
-    let mut recycled = [0u64; crate::size_class::NUM_CLASSES];
-    let warm_purged = crate::segment::purge_warm_of(epoch.0, |slab| {
-        if let Some(n) = recycled.get_mut(slab.class().index()) {
-            *n += 1;
-        }
+    let deferred0 = slot.deferred_bytes.load(Ordering::Relaxed);
+    // The empty slabs the epoch gave back before it closed wait in the reserve: they are this
+    // close's yield too (scanned, recycled, and deferred rather than purged).
+    let mut per_class = [0u64; NUM_CLASSES];
+    let mut kept = 0u64;
+    let page = crate::os::OS.page_size();
+    crate::segment::for_each_reserve_of(era, |slab| {
+        per_class[slab.class().index()] += 1;
+        kept += slab.touched_bytes(page) as u64;
     });
-    for (class, n) in SizeClass::all().zip(recycled) {
-        count_close_sweep(epoch.0, class, n, n);
+    for (class, n) in SizeClass::all().zip(per_class) {
+        count_close_sweep(era, class, n, n);
     }
-    if let Some(slot) = Slot::holding(epoch.0) {
-        slot.purged_bytes.fetch_add(warm_purged as u64, Ordering::Relaxed);
+    slot.deferred_bytes.fetch_add(kept, Ordering::Relaxed);
+    crate::heap::sweep_after_close();
+    if slot.purge_on_close.load(Ordering::Relaxed) && slot.era.load(Ordering::Relaxed) == era {
+        let purged = crate::segment::purge_reserve_of(era) as u64;
+        slot.purged_bytes.fetch_add(purged, Ordering::Relaxed);
+        slot.deferred_bytes.fetch_sub(purged.min(slot.deferred_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
     }
     let rss1 = if rss_on { crate::os::rss_bytes() } else { 0 };
     let dt = crate::os::monotonic_ns().saturating_sub(t0);
-    let g = &crate::stats::GLOBAL;
+    let g = &GLOBAL;
     g.epoch_close_calls.fetch_add(1, Ordering::Relaxed);
     g.epoch_close_total_ns.fetch_add(dt, Ordering::Relaxed);
-    if slot.era.load(Ordering::Relaxed) == epoch.0 {
+    if slot.era.load(Ordering::Relaxed) == era {
         let purged = slot.purged_bytes.load(Ordering::Relaxed).saturating_sub(purged0);
+        let deferred = slot.deferred_bytes.load(Ordering::Relaxed).saturating_sub(deferred0);
         slot.close_calls.fetch_add(1, Ordering::Relaxed);
         slot.close_total_ns.fetch_add(dt, Ordering::Relaxed);
         slot.last_close_ns.store(dt, Ordering::Relaxed);
         slot.last_close_purged_bytes.store(purged, Ordering::Relaxed);
+        slot.last_close_deferred_bytes.store(deferred, Ordering::Relaxed);
         slot.rss_before_close.store(rss0, Ordering::Relaxed);
         slot.rss_after_close.store(rss1, Ordering::Relaxed);
-        g.last_close_era.store(epoch.0, Ordering::Relaxed);
+        g.last_close_era.store(era, Ordering::Relaxed);
         g.last_close_ns.store(dt, Ordering::Relaxed);
         g.last_close_purged_bytes.store(purged, Ordering::Relaxed);
+        g.last_close_deferred_bytes.store(deferred, Ordering::Relaxed);
         g.last_close_rss_before.store(rss0, Ordering::Relaxed);
         g.last_close_rss_after.store(rss1, Ordering::Relaxed);
     }
 }
 
-static RSS_ON_CLOSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Whether `era` was a small phase: it started at most [`segment::RESERVE_SMALL_EPOCH`] slabs
-/// (a request, not a batch), so its empty slabs may wait in the close reserve for the next phase
-/// instead of being purged at its close. A passed era is not small.
-///
-/// [`segment::RESERVE_SMALL_EPOCH`]: crate::segment::RESERVE_SMALL_EPOCH
-pub(crate) fn small_phase(era: u64) -> bool {
-    Slot::holding(era)
-        .is_some_and(|s| s.slabs_started.load(Ordering::Relaxed) <= crate::segment::RESERVE_SMALL_EPOCH as u64)
-}
-
-/// Counts what a close sweep did with the slabs of `class` from epoch `era`: `scanned` looked at,
-/// `recycled` of them empty and given back. Globally, per class, and on the era's ring row while
-/// the slot still holds it as CLOSING (a passed era has no row). Close path only: a handful of
-/// relaxed atomic adds.
-pub(crate) fn count_close_sweep(era: u64, class: SizeClass, scanned: u64, recycled: u64) {
-    if scanned == 0 {
+/// The reclaimer's bucket rotation: advances the current epoch when domains have joined it and
+/// it has been current for [`BUCKET_NS`] (so domain-only programs group their requests by time
+/// and their buckets close). Leaves it alone when fewer than two ring slots are free, so that
+/// long-lived domains never make the ring overflow: their neighbours then share a longer bucket.
+pub(crate) fn rotate_bucket(now_ns: u64) {
+    let cur = CURRENT_ERA.load(Ordering::Relaxed);
+    let slot = &RING[slot_of(cur)];
+    if !slot.joined.load(Ordering::Relaxed) || now_ns.saturating_sub(slot.opened_ns.load(Ordering::Relaxed)) < BUCKET_NS
+    {
         return;
     }
-    let g = &crate::stats::GLOBAL;
-    class.pick(&g.class_close_sweeps).fetch_add(1, Ordering::Relaxed);
-    class.pick(&g.class_close_scanned).fetch_add(scanned, Ordering::Relaxed);
-    class.pick(&g.class_close_recycled).fetch_add(recycled, Ordering::Relaxed);
-    g.epoch_close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
-    g.epoch_close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
-    if let Some(slot) = Slot::holding(era).filter(|s| s.state() == Some(EpochState::Closing)) {
-        slot.close_scanned_slabs.fetch_add(scanned, Ordering::Relaxed);
-        slot.close_recycled_slabs.fetch_add(recycled, Ordering::Relaxed);
+    let free = RING
+        .iter()
+        .filter(|s| {
+            let st = s.state.load(Ordering::Relaxed);
+            st != ACTIVE && st != ENDED
+        })
+        .count();
+    if free >= 2 {
+        advance();
+    } else {
+        GLOBAL.bucket_extensions.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+static RSS_ON_CLOSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Turns reading RSS (from `/proc/self/statm`, about 5 us) before and after every
 /// [`close`] on or off; it is off by default and is never done on the allocation path. The
@@ -344,27 +263,5 @@ pub fn set_rss_on_close(on: bool) {
 pub(crate) fn configure_from_env() {
     if crate::reclaim::env_is_on(c"TSLAB_RSS_ON_CLOSE") {
         RSS_ON_CLOSE.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The state of the epoch's ring slot, or `None` when the slot now holds another era.
-pub fn state(epoch: EpochId) -> Option<EpochState> {
-    let slot = &RING[epoch.index()];
-    if slot.era.load(Ordering::Relaxed) != epoch.0 {
-        return None;
-    }
-    slot.state()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_follow_eras() {
-        assert_eq!(EpochId(1).index(), 0);
-        assert_eq!(EpochId(16).index(), 15);
-        assert_eq!(EpochId(17).index(), 0);
-        assert_eq!(EpochId(1 + 16 * 40).index(), 0);
     }
 }

@@ -2,10 +2,18 @@
 //!
 //! Each thread that allocates gets a [`Heap`] (adopting a parked one when it can). A heap owns
 //! its slabs: per size class one *bin* (the slab it allocates from, in the heap's current epoch),
-//! partial lists per (epoch slot, class) and a draining list for slabs of finished epochs. Empty
-//! slabs go back to the global pool at once (kept warm there, bounded and decaying, see
-//! `segment.rs`). Only the owning thread touches these; other
-//! threads reach a heap only through its atomic `pending` stack (see `slab.rs`).
+//! partial lists per (epoch slot, class) and, per class, a recycling list of slabs of closed
+//! epochs that still hold survivors and have free room. A slab whose epoch closes is never
+//! pinned by its survivors: its free cells serve later allocations of its class once the
+//! heap's current epoch has no partly used slab of that class left (the order is bin, the
+//! epoch's own partial slabs, recycled slabs, then a slab from the pool), and it is re-stamped
+//! with the epoch it now serves. Empty slabs go back to the global pool at once (kept unpurged
+//! in its reserve, bounded and decaying, see `segment.rs`). Only the owning thread touches
+//! these; other threads reach a heap only through its atomic `pending` stack (see `slab.rs`).
+//!
+//! Each heap also keeps, per ring slot, its count of domains opened minus ended (read by
+//! `epoch.rs` to decide when an ended epoch can close), and per label the domains and bytes of
+//! its thread (`counters.rs`).
 //!
 //! Life cycle: a heap is LIVE while its thread runs. When the thread exits, a thread-local guard
 //! *parks* it: pending frees are applied, bins retired, empty slabs returned to the global
@@ -22,13 +30,16 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
-use crate::epoch::{self, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
+use crate::counters::{bump_owned, HeapStats, GLOBAL, MAX_LABELS};
 use crate::os::{PageSource, OS};
-use crate::segment::{self, header_of, slab_of, Common, Keep};
+use crate::ring::{count_close_sweep, is_active, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
+use crate::segment::{self, header_of, slab_of, Common};
 use crate::size_class::{SizeClass, NUM_CLASSES};
 use crate::slab::{FreeObj, SlabMeta, SlabState};
-use crate::stats::{bump_owned, HeapStats, GLOBAL};
 use crate::sync::SpinLock;
+
+/// A domain's label id when it has none.
+pub(crate) const NO_LABEL_ID: u8 = u8::MAX;
 
 const LIVE: u8 = 0;
 const PARKED: u8 = 1;
@@ -45,14 +56,19 @@ pub(crate) struct Heap {
     gen: Cell<u64>,
     /// Owner-only: the era new allocations go to (0: not yet chosen).
     era: Cell<u64>,
-    /// Owner-only: true while parking or parked, so emptied slabs go back to the pool.
-    releasing: Cell<bool>,
-    /// Owner-only: slabs of finished epochs that still hold live objects, any class.
-    draining: List,
+    /// Owner-only: per class, slabs of closed epochs with live objects and free room.
+    recycle: [List; NUM_CLASSES],
+    /// Owner-only: the label of the innermost domain the thread is in, plus one (0: none), and
+    /// the thread's allocated bytes when that label was last charged.
+    label: Cell<u8>,
+    label_mark: Cell<u64>,
     /// Owner-only: slabs with room, per epoch slot and class (notify mode).
     partial: [[List; NUM_CLASSES]; EPOCH_SLOTS],
     /// Owner-only: the `close_seq` of each ring slot last swept.
     seen_close: [Cell<u64>; EPOCH_SLOTS],
+    /// Shared (written by the owner only, Relaxed load + store; summed by `domain_sum`): per ring
+    /// slot, domains opened minus domains ended on this thread, as a wrapping i64.
+    domains: [core::sync::atomic::AtomicU64; EPOCH_SLOTS],
     /// Shared: objects freed by other threads into this heap's notify-mode slabs.
     pending: AtomicPtr<FreeObj>,
     /// Shared: LIVE, PARKED or CLAIMED.
@@ -77,15 +93,66 @@ thread_local! {
     static DOMAIN_ERA: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Sends this thread's allocations to `era` (0: back to the global current epoch). The heap
-/// switches at its next allocation.
-pub(crate) fn set_domain_era(era: u64) {
+/// Sends this thread's allocations to `era` (0: back to the global current epoch) and charges
+/// its allocations from now on to `label` ([`NO_LABEL_ID`]: none). The heap switches slabs at its
+/// next allocation only when the epoch it should allocate in changes: entering a domain of the
+/// thread's current epoch costs no refresh.
+pub(crate) fn set_domain(era: u64, label: u8) {
     let _ = DOMAIN_ERA.try_with(|d| d.set(era));
     let h = current_if_any();
-    if !h.is_null() {
-        // SAFETY: our own live heap; `gen` is an owner-only field.
-        unsafe { (*h).gen.set(0) };
+    if h.is_null() {
+        return;
     }
+    // SAFETY: our own live heap; `gen`, `era` and the label fields are owner-only.
+    let heap = unsafe { &*h };
+    heap.charge_label(label);
+    let want = if era != 0 && is_active(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
+    if heap.era.get() != want {
+        heap.gen.set(0);
+    }
+}
+
+/// Adds `delta` to this thread's count of open domains in ring slot `slot` (a thread without a
+/// heap of its own uses a shared atomic).
+pub(crate) fn add_domain(slot: usize, delta: i64) {
+    let h = current();
+    if h.is_null() {
+        GLOBAL.domains_fallback[slot].fetch_add(delta as u64, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: our own live heap; only its owner writes `domains`.
+    let c = unsafe { &(*h).domains[slot] };
+    c.store(c.load(Ordering::Relaxed).wrapping_add(delta as u64), Ordering::Relaxed);
+}
+
+/// Domains open in ring slot `slot`: the sum of every heap's count (see `epoch.rs` for why a sum
+/// read while domains end is never too low once the epoch has ended).
+pub(crate) fn domain_sum(slot: usize) -> i64 {
+    let mut sum = GLOBAL.domains_fallback[slot].load(Ordering::Relaxed);
+    // Acquire: pairs with the Release CAS in `push_heap`.
+    let mut h = HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are valid forever; `domains` holds only atomics.
+        let heap = unsafe { &*h };
+        sum = sum.wrapping_add(heap.domains[slot].load(Ordering::Relaxed));
+        h = heap.next.load(Ordering::Acquire);
+    }
+    sum as i64
+}
+
+/// Counts a domain of `label` opened (`true`) or ended on this thread.
+pub(crate) fn count_domain_label(label: Option<u8>, opened: bool) {
+    let Some(i) = label.map(usize::from).filter(|&i| i < MAX_LABELS) else { return };
+    let h = current();
+    if h.is_null() {
+        let g = if opened { &GLOBAL.label_opened_fallback } else { &GLOBAL.label_ended_fallback };
+        g[i].fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: our own live heap; only its owner writes its counters.
+    let s = unsafe { &(*h).stats };
+    let c = if opened { &s.label_opened[i] } else { &s.label_ended[i] };
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 struct ParkOnExit;
@@ -155,7 +222,6 @@ fn adopt_or_create() -> *mut Heap {
         if heap.state.load(Ordering::Relaxed) == PARKED
             && heap.state.compare_exchange(PARKED, LIVE, Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
-            heap.releasing.set(false);
             heap.gen.set(0);
             return h;
         }
@@ -220,6 +286,31 @@ pub(crate) fn for_each_heap(mut f: impl FnMut(&HeapStats)) {
 }
 
 impl Heap {
+    /// Owner: charges the bytes this thread allocated since the last charge to the current
+    /// label (if any), then makes `label` current. Free when neither is labelled.
+    fn charge_label(&self, label: u8) {
+        let new = if (label as usize) < MAX_LABELS { label + 1 } else { 0 };
+        let cur = self.label.get();
+        if cur == 0 && new == 0 {
+            return;
+        }
+        #[cfg(feature = "stats")]
+        {
+            let total: u64 = SizeClass::all()
+                .map(|c| c.pick(&self.stats.allocs).load(Ordering::Relaxed).wrapping_mul(c.object_size() as u64))
+                .fold(0, u64::wrapping_add);
+            if cur != 0 {
+                let c = &self.stats.label_bytes[cur as usize - 1];
+                c.store(
+                    c.load(Ordering::Relaxed).wrapping_add(total.wrapping_sub(self.label_mark.get())),
+                    Ordering::Relaxed,
+                );
+            }
+            self.label_mark.set(total);
+        }
+        self.label.set(new);
+    }
+
     /// Fast path: one object of `class` from the current bin's free list. `None` means "take
     /// the slow path". Owner only.
     #[inline(always)]
@@ -268,7 +359,7 @@ impl Heap {
         }
         let got = self.alloc_from_bin(class).or_else(|| {
             self.drain_pending();
-            self.alloc_from_partial(class)
+            self.alloc_from_partial(class).or_else(|| self.alloc_from_recycle(class))
         });
         let got = match got {
             Some(x) => x,
@@ -340,7 +431,7 @@ impl Heap {
         let slab = unsafe { &*slab };
         slab.enter_notify();
         if slab.used() == 0 {
-            self.slab_emptied(slab, true);
+            self.slab_emptied(slab);
             return Some(true);
         }
         if slab.free.get().is_null() && slab.bump() >= slab.end.get() {
@@ -352,25 +443,36 @@ impl Heap {
     }
 
     /// Puts a non-empty slab with room on the right list: its epoch's partial list if that epoch
-    /// still takes allocations, else the draining list.
+    /// still takes allocations, else its class's recycling list.
     fn file_partial(&self, slab: &SlabMeta) {
         let era = slab.era.load(Ordering::Relaxed);
-        if epoch::is_active(era) {
+        if is_active(era) {
             slab.set_state(SlabState::Partial);
             push(&self.partial[slot_of(era)][slab.class().index()], slab);
         } else {
-            self.file_draining(slab);
+            self.file_recycle(slab);
         }
     }
 
-    /// Puts a slab of a finished epoch on the draining list and purges its free pages now.
-    fn file_draining(&self, slab: &SlabMeta) {
-        slab.set_state(SlabState::Draining);
-        push(&self.draining, slab);
-        let purged = slab.purge_holes(OS.page_size());
-        if let Some(ring) = Slot::holding(slab.era.load(Ordering::Relaxed)) {
-            ring.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed);
-        }
+    /// Puts a slab of a closed epoch that still holds objects on its class's recycling list.
+    fn file_recycle(&self, slab: &SlabMeta) {
+        slab.set_state(SlabState::Recycle);
+        push(&self.recycle[slab.class().index()], slab);
+    }
+
+    /// Takes a recycled slab of `class` as the bin: its free cells now serve the heap's current
+    /// epoch, whose era it takes (its survivors are counted there from now on).
+    fn alloc_from_recycle(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+        let head = &self.recycle[class.index()];
+        // SAFETY: recycling lists hold slabs this heap owns.
+        let slab = unsafe { head.get().as_ref() }?;
+        unlink(head, slab);
+        slab.leave_notify();
+        slab.set_state(SlabState::Bin);
+        slab.era.store(self.era.get(), Ordering::Relaxed);
+        GLOBAL.class_recycled_slabs[class.index()].fetch_add(1, Ordering::Relaxed);
+        self.bins[class.index()].set(ptr::from_ref(slab).cast_mut());
+        slab.pop()
     }
 
     /// Owner: a local free (or an applied pending free) made `slab` empty or gave a full slab
@@ -381,7 +483,7 @@ impl Heap {
             SlabState::Bin => {}
             SlabState::Full => {
                 if used == 0 {
-                    self.slab_emptied(slab, false);
+                    self.slab_emptied(slab);
                 } else {
                     self.file_partial(slab);
                 }
@@ -390,41 +492,36 @@ impl Heap {
                 if used == 0 {
                     let era = slab.era.load(Ordering::Relaxed);
                     unlink(&self.partial[slot_of(era)][slab.class().index()], slab);
-                    self.slab_emptied(slab, false);
+                    self.slab_emptied(slab);
                 }
             }
-            SlabState::Draining => {
+            SlabState::Recycle => {
                 if used == 0 {
-                    unlink(&self.draining, slab);
-                    self.slab_emptied(slab, false);
+                    unlink(&self.recycle[slab.class().index()], slab);
+                    self.slab_emptied(slab);
                 }
             }
             SlabState::Free | SlabState::Empty => segment::invalid_pointer(),
         }
     }
 
-    /// Owner: an empty slab that is on no list goes back to the pool: warm while its epoch is
-    /// active; when its epoch is closing or the heap is being handed back, into the close
-    /// reserve if `retired` (an allocation slab retired at an epoch change), its epoch was a
-    /// small phase and the reserve has room, else purged at once.
-    fn slab_emptied(&self, slab: &SlabMeta, retired: bool) -> usize {
+    /// Owner: an empty slab that is on no list goes back to the pool, unpurged in its reserve
+    /// while that has room (see `segment.rs`), else purged at once. When its epoch no longer
+    /// takes allocations, the bytes kept count as deferred for that epoch's close telemetry.
+    fn slab_emptied(&self, slab: &SlabMeta) -> usize {
         let c = slab.class();
         let era = slab.era.load(Ordering::Relaxed);
-        let keep = if !self.releasing.get() && epoch::is_active(era) {
-            Some(Keep::Warm)
-        } else if retired && epoch::small_phase(era) {
-            Some(Keep::Reserve)
-        } else {
-            None
-        };
-        let released = segment::release_slab(slab, keep);
-        // Recycled: kept unpurged for reuse (warm or close reserve); overflowed: purged at once.
+        let resident = slab.touched_bytes(OS.page_size()) as u64;
+        let released = segment::release_slab(slab);
+        // Recycled: kept unpurged for reuse; overflowed: purged at once.
         bump_owned(c.pick(if released.is_none() { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
-        let purged = released.unwrap_or(0);
-        if let Some(slot) = Slot::holding(era) {
-            slot.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed);
+        if let Some(slot) = Slot::holding(era).filter(|_| !is_active(era)) {
+            match released {
+                Some(purged) => slot.purged_bytes.fetch_add(purged as u64, Ordering::Relaxed),
+                None => slot.deferred_bytes.fetch_add(resident, Ordering::Relaxed),
+            };
         }
-        purged
+        released.unwrap_or(0)
     }
 
     /// Owner: applies every pending remote free.
@@ -476,7 +573,7 @@ impl Heap {
         // Acquire: pairs with the Release increments of GEN in `epoch`.
         self.gen.set(GEN.load(Ordering::Acquire));
         let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);
-        if want == 0 || !epoch::is_active(want) {
+        if want == 0 || !is_active(want) {
             want = CURRENT_ERA.load(Ordering::Acquire);
         }
         let old = self.era.get();
@@ -484,7 +581,7 @@ impl Heap {
         if changed {
             // The bins of a closed epoch are part of its close sweep: the thread's last slab of
             // a short phase is usually still its bin when the phase's epoch closes.
-            let closed = !epoch::is_active(old);
+            let closed = !is_active(old);
             for class in SizeClass::all() {
                 let bin = self.bins[class.index()].get();
                 // SAFETY: bins hold slabs this heap owns.
@@ -504,7 +601,7 @@ impl Heap {
                     self.retire_bin(class)
                 };
                 if let (true, Some(emptied)) = (closed, left) {
-                    epoch::count_close_sweep(old, class, 1, u64::from(emptied));
+                    count_close_sweep(old, class, 1, u64::from(emptied));
                 }
             }
             self.era.set(want);
@@ -524,14 +621,14 @@ impl Heap {
                 p = slab.next.get();
                 if slab.era.load(Ordering::Relaxed) != era {
                     unlink(head, slab);
-                    self.file_draining(slab);
+                    self.file_recycle(slab);
                 }
             }
         }
     }
 
     /// Owner: for every ring slot closed since the last sweep, moves its partial slabs to the
-    /// draining list (they take no more allocations) and purges the empty ones.
+    /// recycling lists (their room serves later epochs) and returns the empty ones to the pool.
     fn sweep_closed(&self) {
         for (slot, ring) in RING.iter().enumerate() {
             let seq = ring.close_seq.load(Ordering::Relaxed);
@@ -541,7 +638,6 @@ impl Heap {
             self.seen_close[slot].set(seq);
             self.drain_pending();
             let era = ring.era.load(Ordering::Relaxed);
-            let mut purged = 0u64;
             for (class, head) in SizeClass::all().zip(&self.partial[slot]) {
                 let (mut scanned, mut recycled) = (0u64, 0u64);
                 let mut p = head.get();
@@ -549,30 +645,25 @@ impl Heap {
                     // SAFETY: list links point at slabs this heap owns.
                     let slab = unsafe { &*p };
                     p = slab.next.get();
-                    if epoch::is_active(slab.era.load(Ordering::Relaxed)) {
+                    if is_active(slab.era.load(Ordering::Relaxed)) {
                         continue;
                     }
                     scanned += 1;
                     unlink(head, slab);
                     if slab.used() == 0 {
                         recycled += 1;
-                        purged += segment::release_slab(slab, None).unwrap_or(0) as u64;
+                        self.slab_emptied(slab);
                     } else {
-                        self.file_draining(slab);
+                        self.file_recycle(slab);
                     }
                 }
-                epoch::count_close_sweep(era, class, scanned, recycled);
-            }
-            // Only the era still in the slot gets the figures (a passed era has no row).
-            if ring.state() == Some(epoch::EpochState::Closing) {
-                ring.purged_bytes.fetch_add(purged, Ordering::Relaxed);
+                count_close_sweep(era, class, scanned, recycled);
             }
         }
     }
 
     /// Owner: hands the heap back when its thread exits.
     fn park(&self) {
-        self.releasing.set(true);
         self.drain_pending();
         for class in SizeClass::all() {
             self.retire_bin(class);

@@ -29,9 +29,9 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
+use crate::counters::GLOBAL;
 use crate::os::{self, PageSource, OS};
 use crate::segment::{Common, KIND_LARGE, MAGIC, SEGMENT_SIZE};
-use crate::stats::GLOBAL;
 use crate::sync::SpinLock;
 
 /// Most bytes the cache keeps in all.

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod attach;
+mod counters;
 pub mod design;
 mod domain;
 pub mod epoch;
@@ -28,6 +29,7 @@ pub mod large;
 pub mod os;
 pub mod publish;
 pub mod reclaim;
+mod ring;
 mod segment;
 pub mod size_class;
 mod slab;

@@ -101,7 +101,7 @@ fn create() -> *mut AtomicU64 {
         }
         REGION_FD.store(fd, Ordering::Relaxed);
         REGION_LEN.store(len, Ordering::Relaxed);
-        crate::stats::GLOBAL.heap_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        crate::counters::GLOBAL.heap_bytes.fetch_add(len as u64, Ordering::Relaxed);
         REGION.store(words, Ordering::Release);
         STATE.store(1, Ordering::Relaxed);
         words

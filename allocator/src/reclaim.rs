@@ -143,7 +143,7 @@ pub(crate) fn on_new_slab(bytes: u64) {
 }
 
 fn advance_and_close() {
-    crate::stats::GLOBAL.auto_advances.fetch_add(1, Ordering::Relaxed);
+    crate::counters::GLOBAL.auto_advances.fetch_add(1, Ordering::Relaxed);
     crate::epoch::close(crate::epoch::current());
 }
 
@@ -156,7 +156,7 @@ pub(crate) fn ensure_started() {
     if STATE.compare_exchange(NOT_STARTED, RUNNING, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return;
     }
-    crate::epoch::stamp_first_epoch();
+    crate::ring::stamp_first_epoch();
     static ATFORK: AtomicU8 = AtomicU8::new(0);
     if ATFORK.swap(1, Ordering::Relaxed) == 0 {
         // SAFETY: registering plain extern "C" handlers; they run around fork in the forking
@@ -188,7 +188,7 @@ pub(crate) fn ensure_started() {
 /// first), so that no lock is held by a thread that will not exist in the child.
 extern "C" fn before_fork() {
     crate::heap::FALLBACK.raw_lock();
-    crate::epoch::LOCK.raw_lock();
+    crate::ring::LOCK.raw_lock();
     crate::heap::ARENA.raw_lock();
     crate::domain::REGISTRY.raw_lock();
     crate::large::CACHE.raw_lock();
@@ -203,7 +203,7 @@ fn unlock_all() {
         crate::large::CACHE.raw_unlock();
         crate::domain::REGISTRY.raw_unlock();
         crate::heap::ARENA.raw_unlock();
-        crate::epoch::LOCK.raw_unlock();
+        crate::ring::LOCK.raw_unlock();
         crate::heap::FALLBACK.raw_unlock();
     }
 }
@@ -244,5 +244,6 @@ pub(crate) fn tick(now: u64) {
     crate::segment::decay_warm(now, crate::segment::WARM_DECAY_NS);
     crate::large::decay(now);
     crate::heap::help_all_parked();
+    crate::epoch::rotate_bucket(now);
     crate::publish::publish();
 }

@@ -14,10 +14,10 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+use crate::counters::GLOBAL;
 use crate::os::{PageSource, OS};
 use crate::size_class::{SLAB_SHIFT, SLAB_SIZE};
 use crate::slab::{SlabMeta, SlabState};
-use crate::stats::GLOBAL;
 use crate::sync::SpinLock;
 
 /// log2 of [`SEGMENT_SIZE`].
@@ -101,44 +101,46 @@ pub(crate) static WARM_SLABS: AtomicUsize = AtomicUsize::new(0);
 /// Number of slabs ever carved from segments.
 pub(crate) static CARVED_SLABS: AtomicU64 = AtomicU64::new(0);
 
-/// Most warm slabs the pool keeps (256 x 64 KiB = 16 MiB); beyond this an emptied slab is purged
-/// at once. Large enough that threads which repeatedly fill and free a few MiB reuse warm pages
-/// instead of faulting them back in (a cache of 4 slabs cost 8-14x on such batches).
+/// The floor of the empty-slab reserve (256 x 64 KiB = 16 MiB): what a program that never marks
+/// a phase keeps unpurged. Large enough that threads which repeatedly fill and free a few MiB
+/// reuse warm pages instead of faulting them back in (a cache of 4 slabs cost 8-14x on such
+/// batches).
 pub const WARM_MAX: usize = 256;
-/// A warm slab unused for this long is purged by the next decay pass (the reclaimer thread runs
-/// one every 100 ms, and every slab acquisition runs one too).
+/// The most the reserve ever keeps (8192 x 64 KiB = 512 MiB of address space, resident only
+/// where touched), however big the phases.
+pub const RESERVE_CAP: usize = 8192;
+/// An empty slab unused for this long is purged by the next decay pass (the reclaimer thread
+/// runs one every 100 ms, and every slab acquisition runs one too), so an idle program's reserve
+/// drains within about 0.6 s, oldest slabs first.
 pub const WARM_DECAY_NS: u64 = 500_000_000;
-/// Most slabs of closed epochs kept unpurged for the next phase (the close reserve; 64 x 64 KiB
-/// = 4 MiB of address space, resident only where touched, purged after [`WARM_DECAY_NS`] unused
-/// like warm slabs). Only the empty slabs of a *small* phase go there, one that started at most
-/// [`RESERVE_SMALL_EPOCH`] slabs: a request touches a page or two in each of a couple of dozen
-/// slabs, and purging them at every close only to fault them back at the next request cost ~10x
-/// the request's own work. A big phase (a batch) is still purged whole at its close.
-pub const RESERVE_MAX: usize = 64;
-/// Most slabs an epoch may start and still count as a small phase (see [`RESERVE_MAX`]).
-pub const RESERVE_SMALL_EPOCH: usize = 32;
 
-/// The two pool lists of empty unpurged slabs: where [`release_slab`] may keep a slab.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Keep {
-    /// Its epoch is active: the warm list.
-    Warm,
-    /// A small phase of a closed epoch: the close reserve.
-    Reserve,
+/// Recent phase size in slabs: the largest number of slabs a closed epoch took from the pool,
+/// decayed by a quarter at each close, so that a run of smaller phases shrinks it.
+static PHASE_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Records the size of a phase that just closed (slabs it took from the pool).
+pub(crate) fn note_phase(slabs: u64) {
+    let peak = PHASE_PEAK.load(Ordering::Relaxed);
+    let slabs = slabs.min(RESERVE_CAP as u64) as usize;
+    // Racy read-modify-write on purpose: two closes at once may lose one update; the figure is a
+    // sizing hint, and the next close corrects it.
+    PHASE_PEAK.store(slabs.max(peak - peak / 4), Ordering::Relaxed);
+}
+
+/// How many empty slabs the reserve keeps unpurged now: the floor, or the recent phase size
+/// (plus the floor), so that the next phase of the same size faults nothing back in.
+pub(crate) fn reserve_limit() -> usize {
+    (WARM_MAX + PHASE_PEAK.load(Ordering::Relaxed)).min(RESERVE_CAP)
 }
 
 pub(crate) struct Pool {
     /// Purged empty slabs, linked through `next`.
     free: *mut SlabMeta,
-    /// Empty unpurged slabs, newest first, linked through `next`; each keeps the era it was
-    /// used in (`era`, so closing that epoch purges it) and its emptied time (ns, monotonic) in
-    /// the address of `prev`, which no list uses while the slab is here.
+    /// The reserve: empty unpurged slabs, newest first, linked through `next`; each keeps the era
+    /// it was used in (`era`) and its emptied time (ns, monotonic) in the address of `prev`,
+    /// which no list uses while the slab is here.
     warm: *mut SlabMeta,
     warm_count: usize,
-    /// Empty unpurged slabs of closed epochs (the close reserve), newest first, linked and timed
-    /// like `warm`.
-    reserve: *mut SlabMeta,
-    reserve_count: usize,
     /// The segment being carved and its next uncarved slot.
     carving: *mut SegmentHeader,
     next_slot: usize,
@@ -149,26 +151,17 @@ pub(crate) struct Pool {
 unsafe impl Send for Pool {}
 
 impl Pool {
-    fn list(&mut self, list: Keep) -> (&mut *mut SlabMeta, &mut usize) {
-        match list {
-            Keep::Warm => (&mut self.warm, &mut self.warm_count),
-            Keep::Reserve => (&mut self.reserve, &mut self.reserve_count),
-        }
-    }
-
-    /// Puts the empty slab (unlinked, owned by the caller) on `list`, stamped with the time, if
-    /// the list has room. Returns false, leaving the slab to the caller, when it is full.
-    fn keep(&mut self, slab: &SlabMeta, list: Keep) -> bool {
-        let max = if list == Keep::Warm { WARM_MAX } else { RESERVE_MAX };
-        let (head, count) = self.list(list);
-        if *count >= max {
+    /// Puts the empty slab (unlinked, owned by the caller) in the reserve, stamped with the time,
+    /// if the reserve has room. Returns false, leaving the slab to the caller, when it is full.
+    fn keep(&mut self, slab: &SlabMeta) -> bool {
+        if self.warm_count >= reserve_limit() {
             return false;
         }
         slab.set_state(SlabState::Empty);
         slab.prev.set(ptr::without_provenance_mut(crate::os::monotonic_ns() as usize));
-        slab.next.set(*head);
-        *head = ptr::from_ref(slab).cast_mut();
-        *count += 1;
+        slab.next.set(self.warm);
+        self.warm = ptr::from_ref(slab).cast_mut();
+        self.warm_count += 1;
         WARM_SLABS.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -178,8 +171,6 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     free: ptr::null_mut(),
     warm: ptr::null_mut(),
     warm_count: 0,
-    reserve: ptr::null_mut(),
-    reserve_count: 0,
     carving: ptr::null_mut(),
     next_slot: SLABS_PER_SEGMENT,
 });
@@ -190,17 +181,14 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
     crate::reclaim::ensure_started();
     let mut pool = POOL.lock();
-    for list in [Keep::Warm, Keep::Reserve] {
-        let (head, count) = pool.list(list);
-        if let Some(s) = NonNull::new(*head) {
-            // SAFETY: slabs on the pool lists are valid metadata, touched only under this lock.
-            *head = unsafe { s.as_ref() }.next.get();
-            *count -= 1;
-            // SAFETY: as above; `prev` held the emptied time, not a link.
-            unsafe { s.as_ref() }.prev.set(ptr::null_mut());
-            WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
-            return Some(s);
-        }
+    if let Some(s) = NonNull::new(pool.warm) {
+        // SAFETY: slabs in the reserve are valid metadata, touched only under this lock.
+        pool.warm = unsafe { s.as_ref() }.next.get();
+        pool.warm_count -= 1;
+        // SAFETY: as above; `prev` held the emptied time, not a link.
+        unsafe { s.as_ref() }.prev.set(ptr::null_mut());
+        WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
+        return Some(s);
     }
     if let Some(s) = NonNull::new(pool.free) {
         // SAFETY: as above.
@@ -244,20 +232,17 @@ fn push_segment(seg: *mut SegmentHeader) {
     }
 }
 
-/// Returns an empty slab to the pool: kept unpurged on the list `keep` names (warm, or the close
-/// reserve) while that has room; otherwise (or with `None`) its pages are purged first. Returns
-/// `None` when it was kept, else the bytes purged. The caller owns the slab and has removed it
-/// from every heap list.
-pub(crate) fn release_slab(slab: &SlabMeta, keep: Option<Keep>) -> Option<usize> {
+/// Returns an empty slab to the pool: kept unpurged in the reserve while it has room
+/// ([`reserve_limit`]), otherwise purged first. Returns `None` when it was kept, else the bytes
+/// purged. The caller owns the slab and has removed it from every heap list.
+pub(crate) fn release_slab(slab: &SlabMeta) -> Option<usize> {
     debug_assert_eq!(slab.used(), 0);
     slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
     slab.remote.store(0, Ordering::Relaxed);
     slab.next.set(ptr::null_mut());
     slab.prev.set(ptr::null_mut());
-    if let Some(list) = keep {
-        if POOL.lock().keep(slab, list) {
-            return None;
-        }
+    if POOL.lock().keep(slab) {
+        return None;
     }
     let purged = purge(slab);
     let mut pool = POOL.lock();
@@ -270,10 +255,8 @@ pub(crate) fn release_slab(slab: &SlabMeta, keep: Option<Keep>) -> Option<usize>
 /// Purges an empty slab's touched pages; resets it to an unformatted, zeroed slab (state Free).
 fn purge(slab: &SlabMeta) -> usize {
     let page = OS.page_size();
-    // The whole touched span, holes included (they may sit anywhere in it); count only what was
-    // still resident.
-    let len = slab.span_bytes(page);
-    let resident = slab.touched_bytes(page);
+    let len = slab.touched_bytes(page);
+    let resident = len;
     if len > 0 {
         // SAFETY: the slab's pages belong to a segment of ours and hold no live object.
         let ok = unsafe { OS.purge(NonNull::new_unchecked(slab.start()), len) };
@@ -282,7 +265,6 @@ fn purge(slab: &SlabMeta) -> usize {
     }
     slab.free.set(ptr::null_mut());
     slab.set_bump(0);
-    slab.holes.store(0, Ordering::Relaxed);
     slab.set_state(SlabState::Free);
     if len > 0 && slab.zeroed() {
         resident
@@ -304,47 +286,56 @@ pub(crate) fn count_madvise(class: crate::size_class::SizeClass, ok: bool, bytes
     }
 }
 
-/// Purges warm and reserve slabs unused for `max_age_ns` or more (all of them with 0). Returns
-/// the bytes purged.
+/// Purges reserve slabs unused for `max_age_ns` or more (all of them with 0). Returns the bytes
+/// purged.
 pub(crate) fn decay_warm(now_ns: u64, max_age_ns: u64) -> usize {
-    let old = |slab: &SlabMeta| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns;
-    take_where(Keep::Warm, old, |_| {}, false) + take_where(Keep::Reserve, old, |_| {}, false)
+    purge_where(|slab| now_ns.saturating_sub(slab.prev.get().addr() as u64) >= max_age_ns)
 }
 
-/// The warm slabs last used in epoch `era` (it is being closed): `recycled` sees each one; then
-/// they go to the close reserve when `era` was a small phase and the reserve has room, and are
-/// purged otherwise. Returns the bytes purged.
-pub(crate) fn purge_warm_of(era: u64, recycled: impl FnMut(&SlabMeta)) -> usize {
-    let of_era = |slab: &SlabMeta| slab.era.load(Ordering::Relaxed) == era;
-    take_where(Keep::Warm, of_era, recycled, crate::epoch::small_phase(era))
+/// Calls `f` with each reserve slab last used in epoch `era` (its class and touched bytes), under
+/// the pool lock: the close telemetry of the slabs an epoch emptied before it closed.
+pub(crate) fn for_each_reserve_of(era: u64, mut f: impl FnMut(&SlabMeta)) {
+    let pool = POOL.lock();
+    let mut p = pool.warm;
+    while !p.is_null() {
+        // SAFETY: reserve slabs are valid metadata, touched only under this lock.
+        let slab = unsafe { &*p };
+        if slab.era.load(Ordering::Relaxed) == era {
+            f(slab);
+        }
+        p = slab.next.get();
+    }
 }
 
-/// Takes the slabs of `list` for which `pick` is true, at most 32 per lock hold (purging outside
-/// the lock); `each` sees every one first (its class and era still set). With `reserve`, each
-/// goes to the close reserve while it has room; the others are purged and moved to the purged
-/// list. Returns the bytes purged.
-fn take_where(list: Keep, pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut(&SlabMeta), reserve: bool) -> usize {
+/// Purges the reserve slabs last used in epoch `era` (an explicit close-and-purge). Returns the
+/// bytes purged.
+pub(crate) fn purge_reserve_of(era: u64) -> usize {
+    purge_where(|slab| slab.era.load(Ordering::Relaxed) == era)
+}
+
+/// Purges the reserve slabs for which `old` is true and moves them to the purged list.
+fn purge_where(old: impl Fn(&SlabMeta) -> bool) -> usize {
     let mut total = 0;
     loop {
+        // At most 32 per lock hold; the purges run outside the lock.
         let mut batch: [*mut SlabMeta; 32] = [ptr::null_mut(); 32];
         let mut n = 0;
         {
             let mut pool = POOL.lock();
-            let (head, count) = pool.list(list);
             let mut prev: *mut SlabMeta = ptr::null_mut();
-            let mut p = *head;
+            let mut p = pool.warm;
             while !p.is_null() && n < batch.len() {
-                // SAFETY: pool slabs are valid metadata, touched only under this lock.
+                // SAFETY: reserve slabs are valid metadata, touched only under this lock.
                 let slab = unsafe { &*p };
                 let next = slab.next.get();
-                if pick(slab) {
+                if old(slab) {
                     if prev.is_null() {
-                        *head = next;
+                        pool.warm = next;
                     } else {
                         // SAFETY: as above.
                         unsafe { (*prev).next.set(next) };
                     }
-                    *count -= 1;
+                    pool.warm_count -= 1;
                     WARM_SLABS.fetch_sub(1, Ordering::Relaxed);
                     batch[n] = p;
                     n += 1;
@@ -358,14 +349,10 @@ fn take_where(list: Keep, pick: impl Fn(&SlabMeta) -> bool, mut each: impl FnMut
             return total;
         }
         for &p in &batch[..n] {
-            // SAFETY: unlinked from its list above: we own it now.
+            // SAFETY: unlinked from the reserve above: we own it now.
             let slab = unsafe { &*p };
             slab.prev.set(ptr::null_mut());
             slab.next.set(ptr::null_mut());
-            each(slab);
-            if reserve && POOL.lock().keep(slab, Keep::Reserve) {
-                continue;
-            }
             total += purge(slab);
             let mut pool = POOL.lock();
             slab.next.set(pool.free);

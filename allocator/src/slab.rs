@@ -9,8 +9,8 @@
 //! - in *direct* mode (`remote & NOTIFY == 0`, the slab is the heap's allocation bin for its
 //!   class) a remote free pushes the object onto the `remote` list; the owner collects the whole
 //!   list with one swap when its local list runs dry;
-//! - in *notify* mode (`NOTIFY` set, the slab is full, parked in a partial list or draining in a
-//!   closing epoch) a remote free pushes the object onto the owner heap's `pending` stack instead,
+//! - in *notify* mode (`NOTIFY` set, the slab is full, parked in a partial list or on a
+//!   recycling list) a remote free pushes the object onto the owner heap's `pending` stack instead,
 //!   so the owner learns that the slab has room or has emptied without scanning its slabs.
 //!
 //! The mode changes only by CAS from an empty list (`0` <-> `NOTIFY`), so an object is never left
@@ -26,7 +26,6 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::heap::Heap;
-use crate::os::PageSource;
 use crate::size_class::{SizeClass, SLAB_SIZE};
 
 /// Low bit of [`SlabMeta::remote`]: the slab is in notify mode.
@@ -52,9 +51,9 @@ pub(crate) enum SlabState {
     Full = 3,
     /// Empty, kept warm in a heap's bounded empty cache.
     Empty = 4,
-    /// Has live objects but belongs to a finished epoch: on the heap's draining list, purged when
-    /// it empties (notify mode).
-    Draining = 5,
+    /// Has live objects and free room but belongs to a closed epoch: on the heap's recycling list
+    /// for its class, from which later epochs take it up again (notify mode).
+    Recycle = 5,
 }
 
 impl SlabState {
@@ -64,7 +63,7 @@ impl SlabState {
             2 => SlabState::Partial,
             3 => SlabState::Full,
             4 => SlabState::Empty,
-            5 => SlabState::Draining,
+            5 => SlabState::Recycle,
             _ => SlabState::Free,
         }
     }
@@ -99,8 +98,6 @@ pub(crate) struct SlabMeta {
     /// The bytes past `bump` are known to be zero (fresh or purged pages). Written by the owner
     /// only; read by snapshots.
     pub(crate) zeroed: AtomicBool,
-    /// Pages below `bump` purged while the slab still held live objects (see `purge_holes`).
-    pub(crate) holes: AtomicU8,
 }
 
 const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
@@ -158,76 +155,14 @@ impl SlabMeta {
         self.zeroed.store(v, Ordering::Relaxed);
     }
 
-    /// Bytes of the slab that may be resident: the touched high-water mark, or all of it when
-    /// the slab was reused without a purge.
+    /// Bytes of the slab that may be resident (what a purge of the whole slab must cover): the
+    /// touched high-water mark, or all of it when the slab was reused without a purge.
     pub(crate) fn touched_bytes(&self, page: usize) -> usize {
-        self.span_bytes(page).saturating_sub(self.holes.load(Ordering::Relaxed) as usize * page)
-    }
-
-    /// Length of the prefix of the slab that may have been touched (holes included): what a
-    /// purge of the whole slab must cover.
-    pub(crate) fn span_bytes(&self, page: usize) -> usize {
         if self.zeroed() {
             (self.bump() as usize + page - 1) & !(page - 1)
         } else {
             SLAB_SIZE
         }
-    }
-
-    /// Owner, for a slab that will never be allocated from again (its epoch is finished): purges
-    /// every page that holds no live object, so a few long-lived objects do not keep a whole slab
-    /// resident. Objects are known free when they are on the local free list; anything else
-    /// (including frees still pending) counts as live. The free list itself lives in free objects,
-    /// so it is dropped: later frees start a new one, and the slab is purged whole when it empties.
-    /// Returns the bytes purged.
-    pub(crate) fn purge_holes(&self, page: usize) -> usize {
-        const MAX_OBJECTS: usize = 8192;
-        let size = self.class().object_size();
-        let handed_out = self.bump() as usize / size;
-        let pages = (self.bump() as usize).div_ceil(page);
-        if self.free.get().is_null() || page > SLAB_SIZE / 4 || handed_out > MAX_OBJECTS || !self.zeroed() {
-            return 0;
-        }
-        let mut free = [0u64; MAX_OBJECTS / 64];
-        let start = self.start();
-        let mut p = self.free.get();
-        while !p.is_null() {
-            let i = (p.addr() - start.addr()) / size;
-            free[i / 64] |= 1 << (i % 64);
-            // SAFETY: objects on the local free list hold the link in their first word.
-            p = unsafe { (*p).next };
-        }
-        let is_free = |i: usize| i >= handed_out || free[i / 64] & (1 << (i % 64)) != 0;
-        let page_is_hole = |pg: usize| {
-            let first = pg * page / size;
-            let last = ((pg + 1) * page - 1) / size;
-            (first..=last).all(is_free)
-        };
-        let mut purged_pages = 0usize;
-        let mut pg = 0;
-        while pg < pages {
-            if !page_is_hole(pg) {
-                pg += 1;
-                continue;
-            }
-            let run_start = pg;
-            while pg < pages && page_is_hole(pg) {
-                pg += 1;
-            }
-            let len = (pg - run_start) * page;
-            // SAFETY: the run lies inside this slab and holds only free objects.
-            let ok = unsafe { crate::os::OS.purge(NonNull::new_unchecked(start.wrapping_add(run_start * page)), len) };
-            crate::segment::count_madvise(self.class(), ok, len);
-            if ok {
-                purged_pages += pg - run_start;
-            }
-        }
-        if purged_pages > 0 {
-            self.free.set(ptr::null_mut());
-            let holes = self.holes.load(Ordering::Relaxed) as usize + purged_pages;
-            self.holes.store(holes.min(u8::MAX as usize) as u8, Ordering::Relaxed);
-        }
-        purged_pages * page
     }
 
     /// Owner: makes this slab an allocation slab for `class` in epoch `era`, owned by `heap`.
@@ -245,7 +180,6 @@ impl SlabMeta {
             self.set_bump(0);
         }
         self.end.set(n as u32);
-        self.holes.store(0, Ordering::Relaxed);
         self.class.store(class.0, Ordering::Relaxed);
         self.era.store(era, Ordering::Relaxed);
         self.owner.store(heap, Ordering::Relaxed);

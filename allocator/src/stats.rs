@@ -15,117 +15,16 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::{LABEL_MAX, MAX_LABELS, NO_LABEL};
-use crate::epoch::{self, EpochId, EpochState, EPOCH_SLOTS, RING};
+use crate::counters::GLOBAL;
+use crate::domain::{LABEL_MAX, MAX_LABELS};
+use crate::epoch::{self, EpochId, EpochState, EPOCH_SLOTS};
 use crate::heap;
 use crate::os::{PageSource, OS};
+use crate::ring::{self, RING};
+use crate::ring::{NO_LABEL, SHARED_LABEL};
 use crate::segment::{self, SEGMENT_SIZE};
 use crate::size_class::{SizeClass, NUM_CLASSES, SLAB_SIZE};
 use crate::slab::SlabState;
-
-/// Adds one to a counter that only the calling thread writes (Relaxed load + store). Without
-/// the `stats` feature it does nothing (the counter stays 0): that is how the cost of the
-/// hot-path counters is measured.
-#[inline]
-pub(crate) fn bump_owned(c: &AtomicU64) {
-    #[cfg(feature = "stats")]
-    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    #[cfg(not(feature = "stats"))]
-    let _ = c;
-}
-
-/// Counters of one thread heap, written only by its owner.
-pub(crate) struct HeapStats {
-    pub(crate) allocs: [AtomicU64; NUM_CLASSES],
-    pub(crate) frees: [AtomicU64; NUM_CLASSES],
-    pub(crate) slow_path_hits: [AtomicU64; NUM_CLASSES],
-    pub(crate) slow_cache_miss: [AtomicU64; NUM_CLASSES],
-    pub(crate) slow_epoch_closed: [AtomicU64; NUM_CLASSES],
-    pub(crate) empty_recycled: [AtomicU64; NUM_CLASSES],
-    pub(crate) empty_overflowed: [AtomicU64; NUM_CLASSES],
-}
-
-/// Process-wide counters (Relaxed atomics, slow paths only).
-pub(crate) struct GlobalCounters {
-    pub(crate) segments_mapped: AtomicU64,
-    pub(crate) new_slabs: [AtomicU64; NUM_CLASSES],
-    pub(crate) orphan_frees: [AtomicU64; NUM_CLASSES],
-    pub(crate) madvise_calls: AtomicU64,
-    pub(crate) madvise_bytes: AtomicU64,
-    pub(crate) madvise_failures: AtomicU64,
-    pub(crate) class_madvise_calls: [AtomicU64; NUM_CLASSES],
-    pub(crate) class_madvise_bytes: [AtomicU64; NUM_CLASSES],
-    pub(crate) class_madvise_failures: [AtomicU64; NUM_CLASSES],
-    pub(crate) class_close_scanned: [AtomicU64; NUM_CLASSES],
-    pub(crate) class_close_recycled: [AtomicU64; NUM_CLASSES],
-    pub(crate) class_close_sweeps: [AtomicU64; NUM_CLASSES],
-    pub(crate) large_allocs: AtomicU64,
-    pub(crate) large_frees: AtomicU64,
-    pub(crate) large_live_bytes: AtomicU64,
-    pub(crate) large_mapped_bytes: AtomicU64,
-    pub(crate) large_cache_bytes: AtomicU64,
-    pub(crate) large_cache_hits: AtomicU64,
-    pub(crate) epoch_close_calls: AtomicU64,
-    pub(crate) epoch_close_scanned_slabs: AtomicU64,
-    pub(crate) epoch_close_recycled_slabs: AtomicU64,
-    pub(crate) heaps: AtomicU64,
-    pub(crate) heap_bytes: AtomicU64,
-    pub(crate) epoch_close_total_ns: AtomicU64,
-    pub(crate) last_close_era: AtomicU64,
-    pub(crate) last_close_ns: AtomicU64,
-    pub(crate) last_close_purged_bytes: AtomicU64,
-    pub(crate) last_close_rss_before: AtomicU64,
-    pub(crate) last_close_rss_after: AtomicU64,
-    pub(crate) auto_advances: AtomicU64,
-    pub(crate) ring_overflows: AtomicU64,
-    pub(crate) label_overflows: AtomicU64,
-    pub(crate) domain_misuse_out_of_order: AtomicU64,
-    pub(crate) domain_misuse_wrong_thread: AtomicU64,
-    pub(crate) domain_misuse_passed_era: AtomicU64,
-    pub(crate) domain_misuse_too_deep: AtomicU64,
-}
-
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
-    segments_mapped: ZERO,
-    new_slabs: [ZERO; NUM_CLASSES],
-    orphan_frees: [ZERO; NUM_CLASSES],
-    madvise_calls: ZERO,
-    madvise_bytes: ZERO,
-    madvise_failures: ZERO,
-    class_madvise_calls: [ZERO; NUM_CLASSES],
-    class_madvise_bytes: [ZERO; NUM_CLASSES],
-    class_madvise_failures: [ZERO; NUM_CLASSES],
-    class_close_scanned: [ZERO; NUM_CLASSES],
-    class_close_recycled: [ZERO; NUM_CLASSES],
-    class_close_sweeps: [ZERO; NUM_CLASSES],
-    large_allocs: ZERO,
-    large_frees: ZERO,
-    large_live_bytes: ZERO,
-    large_mapped_bytes: ZERO,
-    large_cache_bytes: ZERO,
-    large_cache_hits: ZERO,
-    epoch_close_calls: ZERO,
-    epoch_close_scanned_slabs: ZERO,
-    epoch_close_recycled_slabs: ZERO,
-    heaps: ZERO,
-    heap_bytes: ZERO,
-    epoch_close_total_ns: ZERO,
-    last_close_era: ZERO,
-    last_close_ns: ZERO,
-    last_close_purged_bytes: ZERO,
-    last_close_rss_before: ZERO,
-    last_close_rss_after: ZERO,
-    auto_advances: ZERO,
-    ring_overflows: ZERO,
-    label_overflows: ZERO,
-    domain_misuse_out_of_order: ZERO,
-    domain_misuse_wrong_thread: ZERO,
-    domain_misuse_passed_era: ZERO,
-    domain_misuse_too_deep: ZERO,
-};
 
 /// Version of the snapshot JSON document (the `schema_version` key); bumped on any
 /// incompatible change. `schemas/snapshot.schema.json` describes it.
@@ -604,7 +503,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         rc.resident += touched;
         slab_resident += touched;
         let era = slab.era.load(Ordering::Relaxed);
-        let slot = epoch::slot_of(era);
+        let slot = ring::slot_of(era);
         let current_era = RING[slot].era.load(Ordering::Relaxed) == era;
         match state {
             SlabState::Full => rc.full += 1,
@@ -632,7 +531,8 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     });
 
     let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    for (re, r) in raw.epochs.iter_mut().zip(&RING) {
+    for (i, (re, r)) in raw.epochs.iter_mut().zip(&RING).enumerate() {
+        re.refcount = heap::domain_sum(i).max(0) as u64;
         re.era = l(&r.era);
         re.state = match r.state() {
             Some(EpochState::Active) => 1,
@@ -640,7 +540,6 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
             None => 0,
         };
         re.opened_ns = l(&r.opened_ns);
-        re.refcount = l(&r.refcount);
         re.label = l(&r.label);
         re.close_calls = l(&r.close_calls);
         re.close_scanned = l(&r.close_scanned_slabs);
@@ -652,7 +551,17 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         re.rss_before_close = l(&r.rss_before_close);
         re.rss_after_close = l(&r.rss_after_close);
     }
-    raw.global.label_count = crate::domain::copy_labels(&mut raw.labels) as u64;
+    raw.global.label_count = crate::domain::for_each_label(|i, bytes| {
+        let o = &mut raw.labels[i];
+        o.len = bytes.len() as u64;
+        let mut padded = [0u8; LABEL_MAX.div_ceil(8) * 8];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        for (w, chunk) in o.bytes.iter_mut().zip(padded.chunks(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+    }) as u64;
 
     let segments = l(&g.segments_mapped);
     let large_mapped = l(&g.large_mapped_bytes);
@@ -699,9 +608,15 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     rg.reclaimer_ticks = crate::reclaim::TICKS.load(Ordering::Relaxed);
 }
 
+/// The label of an epoch that domains of several labels joined.
+pub const SHARED_LABEL_TEXT: &str = "(shared)";
+
 fn label_string(raw: &RawSnapshot, id: u64) -> Option<String> {
     if id == NO_LABEL {
         return None;
+    }
+    if id == SHARED_LABEL {
+        return Some(SHARED_LABEL_TEXT.to_string());
     }
     let l = raw.labels.get(id as usize).unwrap_or(&raw.labels[0]);
     let mut bytes = [0u8; LABEL_MAX.div_ceil(8) * 8];

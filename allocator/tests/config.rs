@@ -90,12 +90,15 @@ fn close_reports_rss_before_and_after() {
         let v: Vec<Box<[u8; 512]>> = (0..40_000).map(|i| Box::new([i as u8; 512])).collect();
         assert_eq!(v[39_999][0], 63);
     }
+    // The domain ends; its epoch (the current time bucket) closes with a purge, so the close
+    // gives the freed pages back now instead of keeping them for the next phase.
     d.close();
+    epoch::close_purge(d.epoch());
     epoch::set_rss_on_close(false);
     let s = snapshot();
     let row = &s.epochs[d.epoch().index()];
     assert!(row.rss_before_close > 0 && row.rss_after_close > 0);
-    // Of the ~20 MiB freed inside the domain, what the warm pool kept (up to 16 MiB, less if
+    // Of the ~20 MiB freed inside the domain, what the reserve kept (up to 16 MiB, less if
     // other tests filled it) is purged at this close; RSS falls by about as much (kernel
     // cooperation).
     assert!(row.last_close_purged_bytes >= 4 << 20, "purged {} B", row.last_close_purged_bytes);
@@ -106,5 +109,7 @@ fn close_reports_rss_before_and_after() {
         row.last_close_purged_bytes
     );
     assert_eq!(s.global.last_close_era, d.epoch().era());
-    assert!(row.close_calls == 1 && row.last_close_ns > 0);
+    // At least once: the epoch is the shared current bucket, which a test running beside this
+    // one may close too.
+    assert!(row.close_calls >= 1 && row.last_close_ns > 0, "{row:?}");
 }

@@ -55,7 +55,8 @@ fn close_returns_the_epochs_pages() {
     }
     objs.clear();
     objs.shrink_to_fit();
-    epoch::close(a);
+    // Deterministic release: a plain close would keep the emptied slabs for the next phase.
+    epoch::close_purge(a);
     let after = snapshot();
     let rss_after = rss_bytes();
 
@@ -137,13 +138,16 @@ fn close_counts_the_empty_slabs_it_recycles() {
 #[test]
 fn close_counts_the_phase_slab_still_in_use_for_allocation() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let domain = temporal_slab::EpochDomain::new(Some("short-phase")).auto_close(true);
+    let domain = temporal_slab::EpochDomain::on(epoch::advance(), Some("short-phase")).auto_close(true);
     let e = domain.epoch();
     {
         let _in = domain.enter();
         let objs: Vec<Box<[u8; 512]>> = (0..10).map(|i| Box::new([i as u8; 512])).collect();
         assert!(objs.iter().enumerate().all(|(i, o)| o[0] == i as u8));
-    } // the objects are freed, then the last guard out closes `e`
+    } // the objects are freed, then the last guard out ends the domain
+    assert!(!domain.is_open());
+    assert_eq!(epoch::state(e), Some(epoch::EpochState::Active), "still the current epoch");
+    epoch::advance(); // time moves on: `e` has no open domain left, so it closes
     assert_eq!(epoch::state(e), Some(epoch::EpochState::Closing));
     let row = &snapshot().epochs[e.index()];
     assert_eq!(row.era, e.era());

@@ -83,7 +83,7 @@ fn cycle(n: usize, keep_every: usize, tag: u8) -> Vec<Box<[u8; 96]>> {
 }
 
 #[test]
-fn churn_soak_1000_cycles_rss_flat_and_purged() {
+fn churn_soak_1000_cycles_rss_flat_and_no_refaults() {
     let _t = turn();
     const N: usize = 100_000;
     for i in 0..20 {
@@ -115,8 +115,16 @@ fn churn_soak_1000_cycles_rss_flat_and_purged() {
         purged / MIB,
         freed_slab_bytes / MIB
     );
-    assert!(growth <= 0.01, "RSS grew {:.3}% over 1000 cycles", growth * 100.0);
-    assert!(purged as f64 >= 0.95 * freed_slab_bytes as f64, "purged only {purged} of {freed_slab_bytes} bytes");
+    // Flat: at most 1% (or 1 MiB: the bounded reserve may settle a few slabs higher than after
+    // the warm-up) over ~9 GB of churn.
+    let bound = (warm / 100).max(MIB);
+    assert!(end <= warm + bound, "RSS grew {:.3}% over 1000 cycles", growth * 100.0);
+    // No cliff at close: the cycles reuse the reserve's slabs instead of purging every cycle's
+    // slabs and faulting them back (which purged ~100% of the freed slab bytes).
+    assert!(
+        (purged as f64) < 0.05 * freed_slab_bytes as f64,
+        "purged {purged} of {freed_slab_bytes} freed slab bytes: the cycles purge and re-fault"
+    );
 }
 
 #[test]
@@ -231,8 +239,9 @@ fn request_phases_reuse_their_slabs_and_give_them_back_when_idle() {
     let s1 = snapshot();
     let madvise = s1.global.madvise_calls - s0.global.madvise_calls;
     assert!(madvise < 500, "5000 small phases made {madvise} madvise calls (no reuse across phases)");
-    let closes = s1.global.epoch_close_calls - s0.global.epoch_close_calls;
-    assert!(closes >= 5000, "{closes} closes");
+    // The requests share time-bucket epochs: no ring overflow, no misuse.
+    assert_eq!(s1.global.ring_overflows, s0.global.ring_overflows);
+    assert_eq!(s1.global.domain_misuse_passed_era, s0.global.domain_misuse_passed_era);
     // What the phases emptied was kept for reuse, and counted so (`empty_slab_recycled`), not
     // as purged at once (`empty_slab_overflowed`), which the reserve used to be counted as.
     let overflowed = s1.total_cache_overflows - s0.total_cache_overflows;

@@ -2,12 +2,13 @@
 //! their allocations by phase like Rust programs do with [`temporal_slab::epoch`] and
 //! [`temporal_slab::EpochDomain`].
 //!
-//! Epochs cross the ABI as their era (`uint64_t`, from 1). A `tslab_domain *` is a small handle
-//! holding an epoch and the auto-close flag; entering it creates a Rust [`DomainGuard`] on a
-//! private copy of the domain, kept on this thread's stack of entered domains until the
+//! Epochs cross the ABI as their era (`uint64_t`, from 1). A `tslab_domain *` is a handle on a
+//! Rust [`EpochDomain`] with a count of its users: the handle itself and every entry made from it.
+//! Entering creates a [`DomainGuard`] kept on this thread's stack of entered domains until the
 //! matching exit (or the thread's exit). So a handle may be destroyed while guards made from it
-//! are still entered, and exits follow the allocator's rules: LIFO per thread, out-of-order
-//! exits are tolerated and counted as misuse in the snapshot.
+//! are still entered (the domain ends when its last user is gone), and exits follow the
+//! allocator's rules: LIFO per thread, out-of-order exits are tolerated and counted as misuse in
+//! the snapshot.
 //!
 //! These functions may allocate (the handle, one small block per enter) through the allocator,
 //! never through the exported `malloc`; they return NULL / -1 instead of aborting when memory
@@ -16,19 +17,33 @@
 use core::cell::RefCell;
 use core::ffi::{c_char, c_int, CStr};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::alloc::{alloc, Layout};
 
 use temporal_slab::epoch::{self, EpochId, EpochState};
 use temporal_slab::{DomainGuard, EpochDomain};
 
-/// `TSLAB_DOMAIN_AUTO_CLOSE`: close the domain's epoch when its last guard exits.
+/// `TSLAB_DOMAIN_AUTO_CLOSE`: end the domain when its last guard exits.
 pub const DOMAIN_AUTO_CLOSE: u32 = 1;
 
-/// The `tslab_domain` handle.
+/// The `tslab_domain` handle: the domain and its users (the handle, plus one per entry).
 #[derive(Debug)]
 pub struct Domain {
-    epoch: EpochId,
-    auto_close: bool,
+    inner: EpochDomain,
+    users: AtomicUsize,
+}
+
+/// Drops one user of `d`; the last frees it (which ends the domain).
+///
+/// # Safety
+/// `d` is a live handle from `try_box` and the caller is one of its users, giving up its use.
+unsafe fn release(d: NonNull<Domain>) {
+    // SAFETY: live while the caller is a user (caller).
+    // AcqRel: the last user's free sees every other user's accesses.
+    if unsafe { d.as_ref() }.users.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SAFETY: no user is left, so nothing refers to the block.
+        unsafe { free_box(d) };
+    }
 }
 
 /// Moves `v` into a fresh block of the global allocator (the same block `Box` would use), or
@@ -67,20 +82,19 @@ unsafe fn with_label<R>(label: *const c_char, f: impl FnOnce(Option<&str>) -> R)
     f(Some(&s))
 }
 
-/// An entered domain: its guard, and the private copy of the domain that the guard borrows.
+/// An entered domain: its guard, and the handle whose domain the guard borrows (this entry is
+/// one of the handle's users).
 struct Entered {
-    epoch: u64,
     guard: Option<DomainGuard<'static>>,
-    domain: NonNull<EpochDomain>,
+    domain: NonNull<Domain>,
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        // The guard borrows `*domain`: exit first, then free the copy.
+        // The guard borrows the domain: exit first, then give up this use of the handle.
         drop(self.guard.take());
-        // SAFETY: `domain` came from `try_box` in `tslab_domain_enter`, and its only borrower,
-        // the guard, is gone.
-        unsafe { free_box(self.domain) };
+        // SAFETY: the entry took a use of the handle in `tslab_domain_enter`.
+        unsafe { release(self.domain) };
     }
 }
 
@@ -142,21 +156,20 @@ pub extern "C" fn tslab_epoch_close(era: u64) -> c_int {
     0
 }
 
-/// `tslab_domain_create`: a domain on a new epoch of its own, labelled `label` (NULL: none).
-/// NULL when memory is exhausted.
+/// `tslab_domain_create`: a domain in the current epoch (shared with the other domains of the
+/// same time bucket), labelled `label` (NULL: none). NULL when memory is exhausted.
 ///
 /// # Safety
 /// `label` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn tslab_domain_create(label: *const c_char, flags: u32) -> *mut Domain {
     // SAFETY: forwarded caller guarantee on `label`.
-    let d = unsafe { with_label(label, EpochDomain::new) };
-    try_box(Domain { epoch: d.epoch(), auto_close: flags & DOMAIN_AUTO_CLOSE != 0 })
-        .map_or(ptr::null_mut(), |p| p.as_ptr())
+    let d = unsafe { with_label(label, EpochDomain::new) }.auto_close(flags & DOMAIN_AUTO_CLOSE != 0);
+    try_box(Domain { inner: d, users: AtomicUsize::new(1) }).map_or(ptr::null_mut(), |p| p.as_ptr())
 }
 
-/// `tslab_domain_on`: a domain on an existing epoch (for example the current one); a label
-/// replaces the epoch's label. NULL when `era` names no epoch in the ring or memory is exhausted.
+/// `tslab_domain_on`: a domain in an existing epoch that still takes domains (for example the
+/// current one). NULL when `era` names no epoch in the ring or memory is exhausted.
 ///
 /// # Safety
 /// `label` is NULL or a NUL-terminated string.
@@ -167,9 +180,8 @@ pub unsafe extern "C" fn tslab_domain_on(era: u64, label: *const c_char, flags: 
         return ptr::null_mut();
     }
     // SAFETY: forwarded caller guarantee on `label`.
-    let d = unsafe { with_label(label, |l| EpochDomain::on(id, l)) };
-    try_box(Domain { epoch: d.epoch(), auto_close: flags & DOMAIN_AUTO_CLOSE != 0 })
-        .map_or(ptr::null_mut(), |p| p.as_ptr())
+    let d = unsafe { with_label(label, |l| EpochDomain::on(id, l)) }.auto_close(flags & DOMAIN_AUTO_CLOSE != 0);
+    try_box(Domain { inner: d, users: AtomicUsize::new(1) }).map_or(ptr::null_mut(), |p| p.as_ptr())
 }
 
 /// `tslab_domain_epoch`: the era of the domain's epoch (0 for NULL).
@@ -179,7 +191,7 @@ pub unsafe extern "C" fn tslab_domain_on(era: u64, label: *const c_char, flags: 
 #[no_mangle]
 pub unsafe extern "C" fn tslab_domain_epoch(d: *const Domain) -> u64 {
     // SAFETY: the caller passes NULL or a live handle.
-    unsafe { d.as_ref() }.map_or(0, |d| d.epoch.era())
+    unsafe { d.as_ref() }.map_or(0, |d| d.inner.epoch().era())
 }
 
 /// `tslab_domain_enter`: until the matching exit, this thread's small allocations go to the
@@ -190,12 +202,15 @@ pub unsafe extern "C" fn tslab_domain_epoch(d: *const Domain) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn tslab_domain_enter(d: *const Domain) -> c_int {
     // SAFETY: the caller passes NULL or a live handle.
-    let Some(d) = (unsafe { d.as_ref() }) else { return -1 };
-    let Some(copy) = try_box(EpochDomain::on(d.epoch, None).auto_close(d.auto_close)) else { return -1 };
-    // SAFETY: `copy` stays allocated until `Entered::drop`, which drops the guard first; nothing
-    // else refers to it, so the borrow may be given the guard's whole life.
-    let guard = unsafe { copy.as_ref() }.enter();
-    let entered = Entered { epoch: d.epoch.era(), guard: Some(guard), domain: copy };
+    let Some(handle) = NonNull::new(d.cast_mut()) else { return -1 };
+    // SAFETY: a live handle (caller); the entry becomes one of its users, so the block stays
+    // allocated until `Entered::drop`, which drops the guard first: the borrow may be given the
+    // guard's whole life.
+    let domain: &'static Domain = unsafe {
+        handle.as_ref().users.fetch_add(1, Ordering::Relaxed);
+        &*handle.as_ptr()
+    };
+    let entered = Entered { guard: Some(domain.inner.enter()), domain: handle };
     // On any failure below, dropping `entered` exits the domain again.
     ENTERED
         .try_with(|stack| {
@@ -218,11 +233,11 @@ pub unsafe extern "C" fn tslab_domain_enter(d: *const Domain) -> c_int {
 pub unsafe extern "C" fn tslab_domain_exit(d: *const Domain) -> c_int {
     // SAFETY: the caller passes NULL or a live handle.
     let Some(d) = (unsafe { d.as_ref() }) else { return -1 };
-    let era = d.epoch.era();
+    let me = ptr::from_ref(d).cast_mut();
     let found = ENTERED
         .try_with(|stack| {
             let mut stack = stack.try_borrow_mut().ok()?;
-            let pos = stack.0.iter().rposition(|e| e.epoch == era)?;
+            let pos = stack.0.iter().rposition(|e| e.domain.as_ptr() == me)?;
             Some(stack.0.remove(pos))
         })
         .ok()
@@ -237,7 +252,8 @@ pub unsafe extern "C" fn tslab_domain_exit(d: *const Domain) -> c_int {
     }
 }
 
-/// `tslab_domain_close`: closes the domain's epoch now, whatever its refcount. 0, or -1 for NULL.
+/// `tslab_domain_close`: ends the domain now, whatever guards are live (its epoch closes once
+/// time has moved on and its last domain has ended). 0, or -1 for NULL.
 ///
 /// # Safety
 /// `d` is NULL or a live handle.
@@ -245,19 +261,19 @@ pub unsafe extern "C" fn tslab_domain_exit(d: *const Domain) -> c_int {
 pub unsafe extern "C" fn tslab_domain_close(d: *const Domain) -> c_int {
     // SAFETY: the caller passes NULL or a live handle.
     let Some(d) = (unsafe { d.as_ref() }) else { return -1 };
-    epoch::close(d.epoch);
+    d.inner.close();
     0
 }
 
-/// `tslab_domain_destroy`: frees the handle (NULL is a no-op). Entries still entered stay
-/// entered until their exit or their thread's exit.
+/// `tslab_domain_destroy`: gives up the handle (NULL is a no-op). Entries still entered stay
+/// entered until their exit or their thread's exit; the domain ends when the last is gone.
 ///
 /// # Safety
 /// `d` is NULL or a live handle, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn tslab_domain_destroy(d: *mut Domain) {
     if let Some(d) = NonNull::new(d) {
-        // SAFETY: a live handle from `try_box`, given up by the caller.
-        unsafe { free_box(d) };
+        // SAFETY: a live handle from `try_box`; the caller gives up its use.
+        unsafe { release(d) };
     }
 }
