@@ -18,6 +18,17 @@
 //!   [`temporal_slab::EpochDomain`], closed when the request ends.
 //! * `lifetime-mixed`: the cycles of [`crate::churn`] with every 100th object kept 50 cycles.
 //!
+//! The `epochs` group ([`EPOCH_WORKLOADS`]: does telling temporal-slab about phases make a program
+//! faster and smaller?), each run with and without the phase API, sharing [`phase`]:
+//!
+//! * [`epochs_mixed`] (`epochs-mixed`): cycles of 24-600 B objects of mixed kinds, 2% outliving
+//!   their cycle by 30 cycles; an epoch per cycle.
+//! * [`epochs_big_phase`] (`epochs-big-phase`): batches of 100 MiB, all freed at the batch end;
+//!   an epoch per batch.
+//! * [`epochs_domains`] (`epochs-domains`, `epochs-domains-10k`): overlapping requests, 96 or
+//!   10,000 open at once over all threads; a labelled domain per request.
+//! * [`domain_cycle`] (`domain-cycle`): the cost of one domain's open, enter, exit and close.
+//!
 //! Sizes are fixed (a [`Scale`] picks the full or the quick set) and the pseudo-random sequences
 //! are seeded constants, so every allocator gets the same operations. Times come from
 //! [`on_threads`]: from the moment every thread has finished its set-up to the moment every
@@ -46,14 +57,19 @@ macro_rules! with_calls {
 
 pub mod alloc_test;
 pub mod cache_scratch;
+pub mod domain_cycle;
+pub mod epochs_big_phase;
+pub mod epochs_domains;
+pub mod epochs_mixed;
 pub mod larson;
 pub mod malloc_large;
+pub mod phase;
 pub mod request_server;
 pub mod xmalloc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -90,9 +106,24 @@ pub const WORKLOADS: [Workload; 7] = [
     Workload { name: "lifetime-mixed", threaded: false, call_latency: false, op: "object (alloc + free)" },
 ];
 
-/// The workload named `name`.
+/// The `epochs` group, in report order (see the module docs). Not part of [`WORKLOADS`]: `suite
+/// epochs` runs them (and `suite quick`, at quick sizes).
+pub const EPOCH_WORKLOADS: [Workload; 5] = [
+    Workload { name: "epochs-mixed", threaded: false, call_latency: false, op: "object" },
+    Workload { name: "epochs-big-phase", threaded: false, call_latency: false, op: "object" },
+    Workload { name: "epochs-domains", threaded: true, call_latency: false, op: "request" },
+    Workload { name: "epochs-domains-10k", threaded: true, call_latency: false, op: "request" },
+    Workload { name: "domain-cycle", threaded: true, call_latency: false, op: "domain cycle" },
+];
+
+/// The workload named `name` (in [`WORKLOADS`] or [`EPOCH_WORKLOADS`]).
 pub fn find(name: &str) -> Option<Workload> {
-    WORKLOADS.iter().copied().find(|w| w.name == name)
+    WORKLOADS.iter().chain(&EPOCH_WORKLOADS).copied().find(|w| w.name == name)
+}
+
+/// Whether `name` is in the `epochs` group.
+pub fn in_epochs_group(name: &str) -> bool {
+    EPOCH_WORKLOADS.iter().any(|w| w.name == name)
 }
 
 /// How to run a workload.
@@ -105,8 +136,12 @@ pub struct Options {
     /// Time single calls (the latency pass) instead of running flat out.
     pub latency: bool,
     /// Use temporal-slab's phase API where the workload has phases (a domain per request in
-    /// `request-server`, an epoch per cycle in `lifetime-mixed`). Only for temporal-slab.
+    /// `request-server`, an epoch per cycle in `lifetime-mixed`, and the `epochs` group's calls).
+    /// Only for temporal-slab.
     pub epochs: bool,
+    /// The `epochs` group: take the end readings ([`Outcome::end`]), with this idle time
+    /// between the two RSS readings. Other workloads ignore it.
+    pub idle: Option<Duration>,
 }
 
 /// What one run of a workload measured.
@@ -125,12 +160,15 @@ pub struct Outcome {
     pub op_ticks: Vec<u32>,
     /// Workload-specific figures.
     pub extra: Option<Value>,
+    /// The `epochs` group's end readings, when [`Options::idle`] asked for them.
+    pub end: Option<phase::End>,
 }
 
 /// Runs the workload `name`.
 ///
 /// # Errors
-/// An unknown workload, or a failure reading `/proc` (`lifetime-mixed`).
+/// An unknown workload, or a failure reading `/proc` (`lifetime-mixed`, the `epochs` group's end
+/// readings).
 pub fn run(name: &str, o: &Options) -> Result<Outcome, String> {
     let threads = o.threads.max(1);
     let quick = o.scale == Scale::Quick;
@@ -149,6 +187,29 @@ pub fn run(name: &str, o: &Options) -> Result<Outcome, String> {
             o.latency,
         ),
         "lifetime-mixed" => lifetime_mixed(quick, o.epochs)?,
+        "epochs-mixed" => {
+            epochs_mixed::run(if quick { &epochs_mixed::QUICK } else { &epochs_mixed::FULL }, o.epochs, o.idle)?
+        }
+        "epochs-big-phase" => epochs_big_phase::run(
+            if quick { &epochs_big_phase::QUICK } else { &epochs_big_phase::FULL },
+            o.epochs,
+            o.idle,
+        )?,
+        "epochs-domains" => epochs_domains::run(
+            threads,
+            if quick { &epochs_domains::DOMAINS_QUICK } else { &epochs_domains::DOMAINS },
+            o.epochs,
+            o.idle,
+        )?,
+        "epochs-domains-10k" => epochs_domains::run(
+            threads,
+            if quick { &epochs_domains::DOMAINS_10K_QUICK } else { &epochs_domains::DOMAINS_10K },
+            o.epochs,
+            o.idle,
+        )?,
+        "domain-cycle" => {
+            domain_cycle::run(threads, if quick { &domain_cycle::QUICK } else { &domain_cycle::FULL }, o.epochs)
+        }
         other => return Err(format!("unknown workload {other:?}")),
     })
 }

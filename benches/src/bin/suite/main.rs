@@ -323,7 +323,7 @@ fn measure(o: &OneOptions) -> Result<Value, String> {
     let mut times = Vec::with_capacity(o.reps);
     let mut ops = 0;
     let mut extra = None;
-    let opts = Options { threads, scale, latency: false, epochs };
+    let opts = Options { threads, scale, latency: false, epochs, idle: None };
     for _ in 0..o.reps {
         let out = workloads::run(o.workload.name, &opts)?;
         times.push(out.elapsed_ns);
