@@ -1,19 +1,33 @@
 //! The side-by-side allocator suite: every workload of [`benches::workloads`] on temporal-slab,
-//! glibc, glibc with trimming off, mimalloc and jemalloc, each allocator as the process's global
-//! allocator in its own child process.
+//! glibc, glibc with trimming off, mimalloc and jemalloc (and, in the `epochs` group, tcmalloc),
+//! each allocator as the process's global allocator in its own child process.
 //!
 //! ```text
-//! suite all   [--out PATH] [--reps N] [--threads LIST] [--workloads LIST] [--allocators LIST] [--no-latency]
-//! suite quick [same options]                      smoke test: tiny sizes, 1 repetition (< 60 s)
+//! suite all    [--out PATH] [--reps N] [--threads LIST] [--workloads LIST] [--allocators LIST] [--no-latency]
+//! suite quick  [same options]       smoke test: both groups, tiny sizes, 1 repetition (< 60 s)
+//! suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]
 //! suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]
 //! suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]
 //! suite build-info
 //!
-//! allocator: temporal-slab | glibc | glibc-notrim | mimalloc | jemalloc
-//!            | temporal-slab-noepochs (request-server and lifetime-mixed only: no domains / epochs)
+//! allocator: temporal-slab | glibc | glibc-notrim | mimalloc | jemalloc | tcmalloc
+//!            | temporal-slab-noepochs (the workloads with phases only: no domains / epochs)
 //! workload:  alloc-test | larson | xmalloc | cache-scratch | malloc-large | request-server
 //!            | lifetime-mixed
+//!            | epochs-mixed | epochs-big-phase | epochs-domains | epochs-domains-10k | domain-cycle
 //! ```
+//!
+//! `all` runs the main group (the first seven workloads, without tcmalloc); `epochs` runs the
+//! epochs group (the last five; see the `epochs` module): does telling temporal-slab about
+//! phases make a program faster and smaller? Each of its workloads runs on temporal-slab with the
+//! phase API, `temporal-slab-noepochs`, glibc, mimalloc, jemalloc and tcmalloc, at 1, 2 and 4
+//! threads for the threaded ones (`domain-cycle`: temporal-slab with and without the domain
+//! calls, at 1 and 2 threads); results go to `target/bench-epochs.json` by default. `quick` runs
+//! both groups at quick sizes (the epochs group's results under `"epochs"` in the same file).
+//!
+//! `tcmalloc` is glibc's dispatch with `LD_PRELOAD` set to [`TCMALLOC_LIB`] (Debian's
+//! `libtcmalloc-minimal4`), so that libc `malloc` is tcmalloc; the child checks that the library
+//! is mapped. Where the library is missing, its rows are skipped with a note.
 //!
 //! `all` (and `quick`) re-executes this binary as `suite one <allocator> <workload> --threads T`
 //! for every workload, thread count (1, 2, 4, 8 for the threaded workloads, 1 for the others)
@@ -36,6 +50,11 @@
 //! clock overhead. The latency pass runs after the RSS readings, so its sample buffers are not in
 //! them. It prints one JSON line.
 //!
+//! The epochs group's workloads also take end readings while still holding their long-lived
+//! data, in the last repetition: the RSS right after the timed steps, the RSS after 1.5 s idle
+//! (quick: 50 ms) and the bytes the workload holds, counted from its own data structures (see
+//! `benches::workloads::phase`).
+//!
 //! The parent prints markdown tables (times with the ratios of temporal-slab to each peer,
 //! throughput, RSS, latencies) and writes every child's line, plus the machine, date, commit and
 //! load, as JSON to `--out` (default `target/bench-results.json`; `quick`:
@@ -52,6 +71,8 @@
 
 #![forbid(unsafe_code)]
 
+mod epochs;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -60,7 +81,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use benches::clock::{self, Percentiles};
 use benches::procfs;
 use benches::selected::{self, Choice, SelectedAllocator};
-use benches::workloads::{self, Options, Scale, Workload, WORKLOADS};
+use benches::workloads::{self, phase, Options, Scale, Workload, EPOCH_WORKLOADS, WORKLOADS};
 use serde_json::{json, Value};
 
 #[global_allocator]
@@ -71,8 +92,13 @@ static GLOBAL: SelectedAllocator = SelectedAllocator;
 const ALLOCATORS: [&str; 5] = ["temporal-slab", "glibc", "glibc-notrim", "mimalloc", "jemalloc"];
 /// temporal-slab without its phase API, for the workloads that use it.
 const TS_NOEPOCHS: &str = "temporal-slab-noepochs";
-/// Workloads that use temporal-slab's phase API (and so get a `temporal-slab-noepochs` row).
+/// Workloads of the main group that use temporal-slab's phase API (and so get a
+/// `temporal-slab-noepochs` row; every workload of the epochs group has one too).
 const PHASED: [&str; 2] = ["request-server", "lifetime-mixed"];
+/// tcmalloc: glibc's dispatch with this library preloaded (Debian's `libtcmalloc-minimal4`).
+const TCMALLOC: &str = "tcmalloc";
+/// The library `tcmalloc` children preload.
+pub const TCMALLOC_LIB: &str = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
 /// The tunable that makes `glibc-notrim`.
 const NOTRIM_TUNABLES: &str = "glibc.malloc.trim_threshold=4294967295";
 /// Thread counts of the threaded workloads.
@@ -84,12 +110,18 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: suite all|quick [--out PATH] [--reps N] [--threads LIST] [--workloads LIST] [--allocators LIST] \
          [--no-latency]\n       \
+         suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]\n       \
          suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]\n       \
          suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
          suite build-info\n\
-         allocator: {} | {TS_NOEPOCHS}\nworkload:  {}",
+         all: the main group; epochs: the epochs group (with and without the phase API, tcmalloc \
+         included; default threads 1,2,4); quick: both, tiny sizes\n\
+         allocator: {} | {TCMALLOC} | {TS_NOEPOCHS}\n\
+         workload:  {}\n           \
+         epochs group: {}",
         ALLOCATORS.join(" | "),
-        WORKLOADS.iter().map(|w| w.name).collect::<Vec<_>>().join(" | ")
+        WORKLOADS.iter().map(|w| w.name).collect::<Vec<_>>().join(" | "),
+        EPOCH_WORKLOADS.iter().map(|w| w.name).collect::<Vec<_>>().join(" | ")
     );
     ExitCode::from(2)
 }
@@ -99,8 +131,9 @@ fn main() -> ExitCode {
     let Some(cmd) = args.first() else { return usage() };
     let rest = &args[1..];
     let result = match cmd.as_str() {
-        "all" => parse_run(rest, false).map(run_all),
-        "quick" => parse_run(rest, true).map(run_all),
+        "all" => parse_run(rest, Mode::All).map(run_all),
+        "quick" => parse_run(rest, Mode::Quick).map(run_all),
+        "epochs" => parse_run(rest, Mode::Epochs).map(epochs::run),
         "one" => parse_one(rest).map(|o| run_one(&o)),
         "stats-cost" => parse_cost(rest).map(|o| stats_cost(&o)),
         "build-info" => {
@@ -119,12 +152,23 @@ fn main() -> ExitCode {
 // Arguments
 // ---------------------------------------------------------------------------------------------
 
-/// Options of `all` / `quick`.
+/// Which command [`RunOptions`] are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    All,
+    Quick,
+    Epochs,
+}
+
+/// Options of `all` / `quick` / `epochs`.
 struct RunOptions {
     quick: bool,
     out: PathBuf,
     reps: usize,
+    /// Thread counts of the main group's threaded workloads.
     threads: Vec<usize>,
+    /// Thread counts of the epochs group's threaded workloads (`domain-cycle`: always 1 and 2).
+    epoch_threads: Vec<usize>,
     workloads: Vec<Workload>,
     allocators: Vec<String>,
     latency: bool,
@@ -167,30 +211,52 @@ fn list(v: &str) -> Vec<String> {
 }
 
 fn known_allocator(a: &str) -> bool {
-    ALLOCATORS.contains(&a) || a == TS_NOEPOCHS
+    ALLOCATORS.contains(&a) || a == TS_NOEPOCHS || a == TCMALLOC
 }
 
-fn parse_run(args: &[String], quick: bool) -> Result<RunOptions, String> {
+fn parse_run(args: &[String], mode: Mode) -> Result<RunOptions, String> {
+    let quick = mode == Mode::Quick;
+    let mut allocators: Vec<String> = ALLOCATORS.iter().map(|s| s.to_string()).collect();
+    let mut workloads = WORKLOADS.to_vec();
+    match mode {
+        Mode::All => {}
+        Mode::Quick => {
+            allocators.push(TCMALLOC.into());
+            workloads.extend(EPOCH_WORKLOADS);
+        }
+        Mode::Epochs => {
+            allocators = epochs::ALLOCATORS.iter().map(|s| s.to_string()).collect();
+            workloads = EPOCH_WORKLOADS.to_vec();
+        }
+    }
     let mut o = RunOptions {
         quick,
-        out: PathBuf::from(if quick { "target/bench-quick.json" } else { "target/bench-results.json" }),
-        reps: if quick { 1 } else { 3 },
+        out: PathBuf::from(match mode {
+            Mode::All => "target/bench-results.json",
+            Mode::Quick => "target/bench-quick.json",
+            Mode::Epochs => "target/bench-epochs.json",
+        }),
+        reps: 0,
         threads: THREADS.to_vec(),
-        workloads: WORKLOADS.to_vec(),
-        allocators: ALLOCATORS.iter().map(|s| s.to_string()).collect(),
+        epoch_threads: epochs::THREADS.to_vec(),
+        workloads,
+        allocators,
         latency: true,
     };
+    let mut reps = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => o.out = PathBuf::from(value(a, &mut it)?),
-            "--reps" => o.reps = number(a, value(a, &mut it)?, 1..=100)?,
-            "--no-latency" => o.latency = false,
+            "--reps" => reps = Some(number(a, value(a, &mut it)?, 1..=100)?),
+            "--no-latency" if mode != Mode::Epochs => o.latency = false,
+            "--quick" if mode == Mode::Epochs => o.quick = true,
             "--threads" => {
                 o.threads = list(value(a, &mut it)?)
                     .iter()
                     .map(|t| number("--threads", t, 1..=256))
                     .collect::<Result<_, _>>()?;
+                o.epoch_threads.clone_from(&o.threads);
             }
             "--workloads" => {
                 o.workloads = list(value(a, &mut it)?)
@@ -207,8 +273,14 @@ fn parse_run(args: &[String], quick: bool) -> Result<RunOptions, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    o.reps = reps.unwrap_or(if o.quick { 1 } else { 3 });
     if o.threads.is_empty() || o.workloads.is_empty() || o.allocators.is_empty() {
         return Err("--threads, --workloads and --allocators need at least one entry".into());
+    }
+    if mode == Mode::All {
+        if let Some(w) = o.workloads.iter().find(|w| workloads::in_epochs_group(w.name)) {
+            return Err(format!("{} is in the epochs group: run it with `suite epochs`", w.name));
+        }
     }
     Ok(o)
 }
@@ -303,9 +375,22 @@ fn measure(o: &OneOptions) -> Result<Value, String> {
     if o.allocator == "glibc-notrim" && !tunables.contains(NOTRIM_TUNABLES) {
         return Err(format!("glibc-notrim needs GLIBC_TUNABLES={NOTRIM_TUNABLES} (read by glibc at start-up)"));
     }
-    let epochs = o.allocator == "temporal-slab" && PHASED.contains(&o.workload.name);
+    if o.allocator == TCMALLOC {
+        let maps = procfs::read_proc("/proc/self/maps")?;
+        if !maps.contains("libtcmalloc") {
+            return Err(format!("tcmalloc is not mapped in this process: run it with LD_PRELOAD={TCMALLOC_LIB}"));
+        }
+    }
+    let group = workloads::in_epochs_group(o.workload.name);
+    if o.workload.name == "domain-cycle" && want != Choice::TemporalSlab {
+        return Err(
+            "domain-cycle measures temporal-slab's domain calls: temporal-slab or temporal-slab-noepochs".into()
+        );
+    }
+    let epochs = o.allocator == "temporal-slab" && (PHASED.contains(&o.workload.name) || group);
     let threads = if o.workload.threaded { o.threads } else { 1 };
     let scale = if o.quick { Scale::Quick } else { Scale::Full };
+    let idle = if o.quick { phase::QUICK_IDLE } else { phase::IDLE };
 
     let tpn = clock::ticks_per_ns();
     let mut overhead = clock::overhead_samples(OVERHEAD_SAMPLES);
@@ -323,12 +408,16 @@ fn measure(o: &OneOptions) -> Result<Value, String> {
     let mut times = Vec::with_capacity(o.reps);
     let mut ops = 0;
     let mut extra = None;
+    let mut end = None;
     let opts = Options { threads, scale, latency: false, epochs, idle: None };
-    for _ in 0..o.reps {
-        let out = workloads::run(o.workload.name, &opts)?;
+    for rep in 0..o.reps {
+        // The epochs group's end readings (with their idle time) in the last repetition only.
+        let last = rep + 1 == o.reps && group;
+        let out = workloads::run(o.workload.name, &Options { idle: last.then_some(idle), ..opts })?;
         times.push(out.elapsed_ns);
         ops = out.ops;
         extra = out.extra;
+        end = out.end;
     }
     let peak = procfs::peak_rss_bytes()?;
     let rss_end = procfs::rss_bytes()?;
@@ -367,22 +456,28 @@ fn measure(o: &OneOptions) -> Result<Value, String> {
         "ticks_per_ns": tpn,
         "latency": latency,
         "extra": extra,
+        "end": end.map(|e| e.to_json()),
         "ts": ts,
         "glibc_tunables": tunables,
         "stats_counters": cfg!(feature = "stats"),
     }))
 }
 
-/// temporal-slab's own view after the repetitions.
+/// temporal-slab's own view after the repetitions (counters: totals over all of them).
 fn ts_figures() -> Value {
     let s = temporal_slab::snapshot();
     json!({
         "madvise_calls": s.global.madvise_calls,
+        "total_madvise_calls": s.total_madvise_calls,
         "madvise_bytes": s.global.madvise_bytes,
         "segments": s.global.segments,
         "resident_estimate_bytes": s.global.resident_bytes,
         "epoch_close_calls": s.global.epoch_close_calls,
         "ring_overflows": s.global.ring_overflows,
+        "domain_misuse_out_of_order": s.global.domain_misuse_out_of_order,
+        "domain_misuse_wrong_thread": s.global.domain_misuse_wrong_thread,
+        "domain_misuse_passed_era": s.global.domain_misuse_passed_era,
+        "domain_misuse_too_deep": s.global.domain_misuse_too_deep,
         "slow_path_hits": s.total_slow_path_hits,
         "large_cache_hits": s.global.large_cache_hits,
     })
@@ -414,6 +509,11 @@ fn run_child(exe: &Path, allocator: &str, workload: &str, threads: usize, extra:
     } else {
         cmd.env_remove("GLIBC_TUNABLES");
     }
+    if allocator == TCMALLOC {
+        cmd.env("LD_PRELOAD", TCMALLOC_LIB);
+    } else {
+        cmd.env_remove("LD_PRELOAD");
+    }
     cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
     let what = format!("{allocator} {workload} x{threads}");
     let out = cmd.output().map_err(|e| format!("{what}: cannot run {}: {e}", exe.display()))?;
@@ -434,9 +534,10 @@ fn threads_of(w: &Workload, threads: &[usize]) -> Vec<usize> {
     }
 }
 
-/// The allocators `w` runs on.
+/// The allocators `w` (of the main group) runs on.
 fn allocators_of(w: &Workload, allocators: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = allocators.iter().filter(|a| a.as_str() != TS_NOEPOCHS).cloned().collect();
+    let mut v: Vec<String> =
+        allocators.iter().filter(|a| a.as_str() != TS_NOEPOCHS && a.as_str() != TCMALLOC).cloned().collect();
     let phased = PHASED.contains(&w.name);
     if phased && (allocators.iter().any(|a| a == "temporal-slab") || allocators.iter().any(|a| a == TS_NOEPOCHS)) {
         let at = v.iter().position(|a| a == "temporal-slab").map_or(0, |i| i + 1);
@@ -445,18 +546,58 @@ fn allocators_of(w: &Workload, allocators: &[String]) -> Vec<String> {
     v
 }
 
-fn run_all(o: RunOptions) -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("suite: cannot find my own executable: {e}");
-            return ExitCode::FAILURE;
+/// One child to run: workload, thread count, allocator.
+type Planned = (Workload, usize, String);
+
+/// The arguments every child of a run gets after `one <allocator> <workload> --threads T`.
+fn child_args(o: &RunOptions) -> Vec<String> {
+    let mut extra = vec!["--reps".to_string(), o.reps.to_string()];
+    if o.quick {
+        extra.push("--quick".into());
+    }
+    if !o.latency {
+        extra.push("--no-latency".into());
+    }
+    extra
+}
+
+/// Runs every planned child, one at a time, in order; returns their rows and the failures.
+fn run_plan(exe: &Path, plan: &[Planned], extra: &[String]) -> (Vec<Value>, Vec<String>) {
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for (w, t, a) in plan {
+        let t0 = Instant::now();
+        match run_child(exe, a, w.name, *t, &extra) {
+            Ok(v) => {
+                eprintln!(
+                    "suite: {:<18} x{t} {:<22} median {:>10}  ({:.1} s)",
+                    w.name,
+                    a,
+                    fmt_ns(v["median_ns"].as_f64()),
+                    t0.elapsed().as_secs_f64()
+                );
+                rows.push(v);
+            }
+            Err(e) => {
+                eprintln!("suite: {e}");
+                failures.push(e);
+            }
         }
-    };
-    let started = Instant::now();
+    }
+    (rows, failures)
+}
+
+/// This binary, which the runners re-execute as `suite one ...`.
+fn own_exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))
+}
+
+/// The facts of a run's start, printed and put in the results file.
+fn start_meta(mode: &str, reps: usize) -> Value {
     let mut meta = machine_meta();
-    meta["mode"] = json!(if o.quick { "quick" } else { "all" });
-    meta["reps"] = json!(o.reps);
+    meta["mode"] = json!(mode);
+    meta["reps"] = json!(reps);
     meta["load_start"] = json!(procfs::load_average());
     eprintln!(
         "suite: {} on {} ({} CPUs), load {}; commit {}",
@@ -466,53 +607,51 @@ fn run_all(o: RunOptions) -> ExitCode {
         meta["load_start"].as_str().unwrap_or("?"),
         meta["git_commit"].as_str().unwrap_or("?"),
     );
-    let mut extra: Vec<&str> = vec!["--reps"];
-    let reps = o.reps.to_string();
-    extra.push(&reps);
-    if o.quick {
-        extra.push("--quick");
+    meta
+}
+
+/// Writes `doc` as pretty JSON to `out` (creating its directory).
+fn write_results(out: &Path, doc: &Value) -> Result<(), String> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
-    if !o.latency {
-        extra.push("--no-latency");
-    }
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    for w in &o.workloads {
+    let s = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+    std::fs::write(out, s + "\n").map_err(|e| format!("writing {}: {e}", out.display()))
+}
+
+fn run_all(o: RunOptions) -> ExitCode {
+    let exe = match own_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("suite: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let mut meta = start_meta(if o.quick { "quick" } else { "all" }, o.reps);
+    let mut plan: Vec<Planned> = Vec::new();
+    for w in o.workloads.iter().filter(|w| !workloads::in_epochs_group(w.name)) {
         for t in threads_of(w, &o.threads) {
             for a in allocators_of(w, &o.allocators) {
-                let t0 = Instant::now();
-                match run_child(&exe, &a, w.name, t, &extra) {
-                    Ok(v) => {
-                        eprintln!(
-                            "suite: {:<14} x{t} {:<22} median {:>10}  ({:.1} s)",
-                            w.name,
-                            a,
-                            fmt_ns(v["median_ns"].as_f64()),
-                            t0.elapsed().as_secs_f64()
-                        );
-                        rows.push(v);
-                    }
-                    Err(e) => {
-                        eprintln!("suite: {e}");
-                        failures.push(e);
-                    }
-                }
+                plan.push((*w, t, a));
             }
         }
     }
+    let (rows, mut failures) = run_plan(&exe, &plan, &child_args(&o));
+    // `quick` smoke-tests the epochs group too.
+    let group = o.quick.then(|| epochs::run_group(&exe, &o));
     meta["load_end"] = json!(procfs::load_average());
     meta["wall_s"] = json!(started.elapsed().as_secs_f64());
-    print_tables(&rows, &meta);
-    let doc = json!({ "meta": meta, "rows": rows, "failures": failures });
-    if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("suite: creating {}: {e}", dir.display());
-        }
+    if !rows.is_empty() {
+        print_tables(&rows, &meta);
     }
-    match serde_json::to_string_pretty(&doc)
-        .map_err(|e| e.to_string())
-        .and_then(|s| std::fs::write(&o.out, s + "\n").map_err(|e| format!("writing {}: {e}", o.out.display())))
-    {
+    let mut doc = json!({ "meta": meta, "rows": rows, "failures": failures });
+    if let Some(g) = &group {
+        epochs::print_tables(g, &meta);
+        failures.extend(g.failures.iter().cloned());
+        doc["epochs"] = g.to_json();
+    }
+    match write_results(&o.out, &doc) {
         Ok(()) => eprintln!("suite: results in {} ({:.0} s)", o.out.display(), started.elapsed().as_secs_f64()),
         Err(e) => {
             eprintln!("suite: {e}");
@@ -990,4 +1129,52 @@ fn callgrind(exe: &Path, args: &[String], toggle: &str) -> Result<u64, String> {
         .find_map(|l| l.split_once("Collected :").map(|(_, n)| n.trim().replace(',', "")))
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("no \"Collected :\" line from valgrind for {}", exe.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn each_mode_has_its_defaults() {
+        let all = parse_run(&[], Mode::All).unwrap();
+        assert!(all.workloads.iter().all(|w| !workloads::in_epochs_group(w.name)));
+        assert!(!all.allocators.iter().any(|a| a == TCMALLOC));
+        let quick = parse_run(&[], Mode::Quick).unwrap();
+        assert_eq!((quick.reps, quick.quick), (1, true));
+        assert_eq!(quick.workloads.len(), WORKLOADS.len() + EPOCH_WORKLOADS.len());
+        assert!(quick.allocators.iter().any(|a| a == TCMALLOC));
+        let e = parse_run(&[], Mode::Epochs).unwrap();
+        assert_eq!((e.reps, e.quick, e.out.to_str()), (3, false, Some("target/bench-epochs.json")));
+        assert_eq!(e.epoch_threads, epochs::THREADS);
+        assert_eq!(e.workloads.len(), EPOCH_WORKLOADS.len());
+    }
+
+    #[test]
+    fn options_of_the_epochs_command() {
+        // --quick does not override an explicit --reps, in either order.
+        for a in ["--reps 2 --quick", "--quick --reps 2"] {
+            let o = parse_run(&args(a), Mode::Epochs).unwrap();
+            assert_eq!((o.reps, o.quick), (2, true));
+        }
+        assert_eq!(parse_run(&args("--quick"), Mode::Epochs).unwrap().reps, 1);
+        assert_eq!(parse_run(&args("--threads 1,3"), Mode::Epochs).unwrap().epoch_threads, [1, 3]);
+        assert!(parse_run(&args("--quick"), Mode::All).is_err());
+        assert!(parse_run(&args("--no-latency"), Mode::Epochs).is_err());
+        assert!(parse_run(&args("--workloads epochs-mixed"), Mode::All).is_err());
+        assert!(parse_run(&args("--allocators tcmalloc,glibc"), Mode::Epochs).is_ok());
+        assert!(parse_run(&args("--allocators tcmalloc2"), Mode::Epochs).is_err());
+    }
+
+    #[test]
+    fn tcmalloc_is_glibc_dispatch_and_stays_out_of_the_main_group() {
+        assert_eq!(choice_for(TCMALLOC), Choice::Glibc);
+        let w = workloads::find("request-server").unwrap();
+        let v = allocators_of(&w, &["temporal-slab".into(), TCMALLOC.into(), "glibc".into()]);
+        assert_eq!(v, ["temporal-slab", TS_NOEPOCHS, "glibc"]);
+    }
 }
