@@ -65,6 +65,10 @@ pub(crate) struct GlobalCounters {
     pub(crate) label_ended_fallback: [AtomicU64; MAX_LABELS],
     /// Bucket rotations skipped because fewer than two ring slots were free (long-lived domains).
     pub(crate) bucket_extensions: AtomicU64,
+    /// Bytes of slabs taken from the pool (the volume-based automatic advance reads it).
+    pub(crate) slab_bytes_taken: AtomicU64,
+    /// Reclaimer passes run.
+    pub(crate) reclaimer_ticks: AtomicU64,
     pub(crate) last_close_deferred_bytes: AtomicU64,
     pub(crate) large_allocs: AtomicU64,
     pub(crate) large_frees: AtomicU64,
@@ -113,6 +117,8 @@ pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
     label_opened_fallback: [ZERO; MAX_LABELS],
     label_ended_fallback: [ZERO; MAX_LABELS],
     bucket_extensions: ZERO,
+    slab_bytes_taken: ZERO,
+    reclaimer_ticks: ZERO,
     last_close_deferred_bytes: ZERO,
     large_allocs: ZERO,
     large_frees: ZERO,

@@ -261,7 +261,7 @@ pub fn set_rss_on_close(on: bool) {
 }
 
 pub(crate) fn configure_from_env() {
-    if crate::reclaim::env_is_on(c"TSLAB_RSS_ON_CLOSE") {
+    if crate::os::env_is_on(c"TSLAB_RSS_ON_CLOSE") {
         RSS_ON_CLOSE.store(true, Ordering::Relaxed);
     }
 }

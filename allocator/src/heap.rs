@@ -369,15 +369,14 @@ impl Heap {
                 GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
-                slab.format(class, self.era.get(), ptr::from_ref(self).cast_mut());
+                slab.format(class, self.era.get(), ptr::from_ref(self).cast_mut().cast());
                 if let Some(slot) = Slot::holding(self.era.get()) {
                     slot.slabs_started.fetch_add(1, Ordering::Relaxed);
                 }
                 self.bins[c].set(ptr::from_ref(slab).cast_mut());
                 let got = slab.pop()?;
                 bump_owned(&self.stats.allocs[c]);
-                // Last, with this heap's state consistent: this may advance and close epochs.
-                crate::reclaim::on_new_slab(crate::size_class::SLAB_SIZE as u64);
+                GLOBAL.slab_bytes_taken.fetch_add(crate::size_class::SLAB_SIZE as u64, Ordering::Relaxed);
                 return Some(got);
             }
         };
@@ -501,7 +500,7 @@ impl Heap {
                     self.slab_emptied(slab);
                 }
             }
-            SlabState::Free | SlabState::Empty => segment::invalid_pointer(),
+            SlabState::Free | SlabState::Empty => crate::os::invalid_pointer(),
         }
     }
 
@@ -765,11 +764,9 @@ pub(crate) static FALLBACK: SpinLock<FallbackHeap> = SpinLock::new(FallbackHeap(
 /// Allocates one object of `class` without a thread heap.
 #[cold]
 pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
-    // Before the lock: starting the reclaimer creates a thread, and the C library allocates for
-    // it (its TLS vector); when `malloc` is ours (the C ABI), that nested call comes back here
-    // and would spin on the lock we hold. This is the first allocation of every C program: the
-    // main thread's exit-hook registration allocates while its heap is being set up.
-    crate::reclaim::ensure_started();
+    // The caller (lib.rs) has started the reclaimer before this lock: starting it creates a
+    // thread, and the C library allocates for it (its TLS vector); when `malloc` is ours (the C
+    // ABI), that nested call comes back here and would spin on the lock we hold.
     let mut fb = FALLBACK.lock();
     if fb.0.is_null() {
         fb.0 = new_heap();
@@ -790,7 +787,7 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
     let h = current_if_any();
     // SAFETY: `slab` is the valid metadata of p's slab (caller).
     let s = unsafe { &*slab };
-    if s.owner.load(Ordering::Relaxed) == h && !h.is_null() {
+    if s.owner.load(Ordering::Relaxed) == h.cast() && !h.is_null() {
         // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
         // thread's heap (non-null because a live slab always has an owner).
         let heap = unsafe { &*h };
@@ -817,8 +814,10 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
     }
     // SAFETY: p is a live object of this slab that the caller gives up.
     if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
-        // SAFETY: heaps are valid forever.
-        let owner = unsafe { &*owner };
+        // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
+        let owner = unsafe { &*owner.cast::<Heap>() };
+        // SAFETY: the slab is in notify mode and `owner` owns it; the caller gave `p` up.
+        unsafe { owner.push_pending(p.cast()) };
         // SeqCst: see `push_pending`.
         if owner.state.load(Ordering::SeqCst) == PARKED {
             help_parked(owner);
@@ -835,7 +834,7 @@ pub(crate) unsafe fn header(p: *mut u8) -> *mut Common {
     let h = header_of(p);
     // SAFETY: every pointer we return has a valid header at `header_of(p)` (segment.rs).
     if unsafe { (*h).magic } != segment::MAGIC {
-        segment::invalid_pointer();
+        crate::os::invalid_pointer();
     }
     h
 }

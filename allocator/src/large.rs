@@ -278,7 +278,6 @@ fn offset_for(align: usize) -> usize {
 /// Allocates a large object. Returns null when the size overflows or the OS refuses.
 /// The bool says whether the bytes are known to be zero.
 pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
-    crate::reclaim::ensure_started();
     let page = OS.page_size();
     let Some(body) = size.max(1).checked_next_multiple_of(page) else { return (ptr::null_mut(), false) };
     let (offset, map_align) = if align < SEGMENT_SIZE { (offset_for(align), SEGMENT_SIZE) } else { (align, align) };

@@ -97,8 +97,17 @@ fn alloc_small(class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
             return (p.as_ptr(), false);
         }
         reclaim::configure(config.auto_advance);
-        return heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
+        // Before the slow path may map memory: the reclaimer starts with the first mapping.
+        reclaim::ensure_started();
+        let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
+        // Last, with the heap's state consistent: this may advance and close epochs.
+        reclaim::after_slow_path();
+        return got;
     }
+    // Before the fallback heap's lock (see `heap::alloc_fallback`). This is the first allocation
+    // of every C program: the main thread's exit-hook registration allocates while its heap is
+    // being set up.
+    reclaim::ensure_started();
     heap::alloc_fallback(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z))
 }
 
@@ -106,7 +115,10 @@ fn alloc_small(class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
 fn alloc_layout(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
     match class_for(layout.size(), layout.align()) {
         Some(class) => alloc_small(class, config),
-        None => large::alloc(layout.size(), layout.align()),
+        None => {
+            reclaim::ensure_started();
+            large::alloc(layout.size(), layout.align())
+        }
     }
 }
 
@@ -136,7 +148,7 @@ unsafe fn free_not_small(p: *mut u8) {
     match unsafe { (*h).kind } {
         // SAFETY: a large header of the live object p.
         KIND_LARGE => unsafe { large::free(h) },
-        _ => segment::invalid_pointer(),
+        _ => crate::os::invalid_pointer(),
     }
 }
 
@@ -202,7 +214,7 @@ unsafe fn realloc_block(
         // SAFETY: large header of the live object p (unchanged when `large::realloc` failed).
         unsafe { large::usable_size(h) }
     } else {
-        segment::invalid_pointer()
+        crate::os::invalid_pointer()
     };
     // Move: allocate, copy, free.
     let Ok(new_layout) = Layout::from_size_align(new_size, align) else { return ptr::null_mut() };
@@ -231,7 +243,7 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
         KIND_SMALL => unsafe { (*segment::slab_of(h, p)).class().object_size() },
         // SAFETY: a large header of a live object.
         KIND_LARGE => unsafe { large::usable_size(h) },
-        _ => segment::invalid_pointer(),
+        _ => crate::os::invalid_pointer(),
     }
 }
 

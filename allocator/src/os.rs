@@ -214,6 +214,49 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
+/// Reads an environment variable as a u64 without allocating (`getenv` on a C string).
+pub(crate) fn env_u64(name: &core::ffi::CStr) -> Option<u64> {
+    // SAFETY: getenv takes a NUL-terminated string and returns null or a NUL-terminated string
+    // owned by the environment; we only read it here.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null result of getenv: a valid C string.
+    let s = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
+    let mut v: u64 = 0;
+    if s.is_empty() {
+        return None;
+    }
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+pub(crate) fn env_is_on(name: &core::ffi::CStr) -> bool {
+    // SAFETY: as in `env_u64`.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return false;
+    }
+    // SAFETY: non-null result of getenv.
+    matches!(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes(), b"1" | b"on" | b"true" | b"yes")
+}
+
+pub(crate) fn env_is_off(name: &core::ffi::CStr) -> bool {
+    // SAFETY: as in `env_u64`.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return false;
+    }
+    // SAFETY: non-null result of getenv.
+    matches!(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes(), b"0" | b"off" | b"false" | b"no")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,4 +296,15 @@ mod tests {
         // SAFETY: mapped above.
         unsafe { f.unmap(p, 4096) };
     }
+}
+
+/// A pointer that leads nowhere valid: a double free, a foreign pointer or memory corruption.
+/// Continuing would corrupt the heap, so stop here, without allocating.
+#[cold]
+pub(crate) fn invalid_pointer() -> ! {
+    const MSG: &[u8] =
+        b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
+    // SAFETY: writing a static buffer to stderr has no preconditions.
+    unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
+    std::process::abort()
 }

@@ -31,6 +31,8 @@ pub const LAYOUT_VERSION: u64 = 1;
 pub const HEADER_WORDS: usize = 16;
 /// The memfd's name, as it appears in `/proc/PID/fd` (`/memfd:temporal-slab-stats (deleted)`).
 pub const MEMFD_NAME: &str = "temporal-slab-stats";
+/// How often the region is rewritten (the reclaimer thread's tick, `reclaim::TICK_NS`).
+pub const PUBLISH_INTERVAL_NS: u64 = 100_000_000;
 
 pub(crate) const H_MAGIC: usize = 0;
 pub(crate) const H_VERSION: usize = 1;
@@ -60,7 +62,7 @@ pub(crate) fn region_len() -> usize {
 }
 
 fn create() -> *mut AtomicU64 {
-    if crate::reclaim::env_is_off(c"TSLAB_PUBLISH") {
+    if crate::os::env_is_off(c"TSLAB_PUBLISH") {
         STATE.store(2, Ordering::Relaxed);
         return core::ptr::null_mut();
     }
@@ -92,9 +94,9 @@ fn create() -> *mut AtomicU64 {
             (H_BODY_BYTES, (BODY_WORDS * 8) as u64),
             (H_CLASSES, crate::size_class::NUM_CLASSES as u64),
             (H_EPOCHS, crate::epoch::EPOCH_SLOTS as u64),
-            (H_LABELS, crate::domain::MAX_LABELS as u64),
+            (H_LABELS, crate::counters::MAX_LABELS as u64),
             (H_PID, libc::getpid() as u64),
-            (H_INTERVAL, crate::reclaim::TICK_NS),
+            (H_INTERVAL, PUBLISH_INTERVAL_NS),
         ];
         for (i, v) in header {
             (*words.add(i)).store(v, Ordering::Relaxed);

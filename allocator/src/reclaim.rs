@@ -29,15 +29,13 @@
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Time between reclaimer passes.
-pub const TICK_NS: u64 = 100_000_000;
+pub const TICK_NS: u64 = crate::publish::PUBLISH_INTERVAL_NS;
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
 const DISABLED: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(NOT_STARTED);
-/// Reclaimer passes run (counter, for snapshots and tests).
-pub(crate) static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// When to advance epochs automatically.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -54,52 +52,9 @@ pub enum AutoAdvance {
 static AUTO_MS: AtomicU64 = AtomicU64::new(0);
 /// 0: off; else bytes of new slabs per advance.
 static AUTO_BYTES: AtomicU64 = AtomicU64::new(0);
-/// Bytes of new slabs since the last automatic advance.
-static BYTES_SINCE: AtomicU64 = AtomicU64::new(0);
+/// `slab_bytes_taken` at the last automatic advance.
+static BYTES_AT_ADVANCE: AtomicU64 = AtomicU64::new(0);
 static CONFIGURED: AtomicU8 = AtomicU8::new(0);
-
-/// Reads an environment variable as a u64 without allocating (`getenv` on a C string).
-fn env_u64(name: &core::ffi::CStr) -> Option<u64> {
-    // SAFETY: getenv takes a NUL-terminated string and returns null or a NUL-terminated string
-    // owned by the environment; we only read it here.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: non-null result of getenv: a valid C string.
-    let s = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
-    let mut v: u64 = 0;
-    if s.is_empty() {
-        return None;
-    }
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-    }
-    Some(v)
-}
-
-pub(crate) fn env_is_on(name: &core::ffi::CStr) -> bool {
-    // SAFETY: as in `env_u64`.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return false;
-    }
-    // SAFETY: non-null result of getenv.
-    matches!(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes(), b"1" | b"on" | b"true" | b"yes")
-}
-
-pub(crate) fn env_is_off(name: &core::ffi::CStr) -> bool {
-    // SAFETY: as in `env_u64`.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return false;
-    }
-    // SAFETY: non-null result of getenv.
-    matches!(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes(), b"0" | b"off" | b"false" | b"no")
-}
 
 /// Applies the automatic-advance setting once: the environment wins over the builder.
 pub(crate) fn configure(builder: AutoAdvance) {
@@ -107,9 +62,9 @@ pub(crate) fn configure(builder: AutoAdvance) {
         return;
     }
     crate::epoch::configure_from_env();
-    let setting = if let Some(ms) = env_u64(c"TSLAB_AUTO_ADVANCE_MS").filter(|&v| v > 0) {
+    let setting = if let Some(ms) = crate::os::env_u64(c"TSLAB_AUTO_ADVANCE_MS").filter(|&v| v > 0) {
         AutoAdvance::EveryMillis(ms)
-    } else if let Some(mib) = env_u64(c"TSLAB_AUTO_ADVANCE_MIB").filter(|&v| v > 0) {
+    } else if let Some(mib) = crate::os::env_u64(c"TSLAB_AUTO_ADVANCE_MIB").filter(|&v| v > 0) {
         AutoAdvance::EveryBytes(mib << 20)
     } else {
         builder
@@ -130,14 +85,18 @@ pub fn auto_advance() -> AutoAdvance {
     }
 }
 
-/// Called on every new slab (slow path): counts bytes for the volume-based advance.
-pub(crate) fn on_new_slab(bytes: u64) {
+/// Called after every allocation slow path: runs the volume-based advance when the slabs taken
+/// from the pool since the last one (`slab_bytes_taken`) reach its period.
+pub(crate) fn after_slow_path() {
     let every = AUTO_BYTES.load(Ordering::Relaxed);
     if every == 0 {
         return;
     }
-    if BYTES_SINCE.fetch_add(bytes, Ordering::Relaxed) + bytes >= every {
-        BYTES_SINCE.store(0, Ordering::Relaxed);
+    let taken = crate::counters::GLOBAL.slab_bytes_taken.load(Ordering::Relaxed);
+    let since = BYTES_AT_ADVANCE.load(Ordering::Relaxed);
+    if taken.wrapping_sub(since) >= every
+        && BYTES_AT_ADVANCE.compare_exchange(since, taken, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
         advance_and_close();
     }
 }
@@ -163,7 +122,7 @@ pub(crate) fn ensure_started() {
         // thread only.
         unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     }
-    if env_is_off(c"TSLAB_RECLAIM") {
+    if crate::os::env_is_off(c"TSLAB_RECLAIM") {
         STATE.store(DISABLED, Ordering::Relaxed);
         return;
     }
@@ -240,7 +199,7 @@ extern "C" fn reclaimer_main(_: *mut libc::c_void) -> *mut libc::c_void {
 
 /// One reclaim pass (also callable directly, e.g. from [`crate::trim`]).
 pub(crate) fn tick(now: u64) {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+    crate::counters::GLOBAL.reclaimer_ticks.fetch_add(1, Ordering::Relaxed);
     crate::segment::decay_warm(now, crate::segment::WARM_DECAY_NS);
     crate::large::decay(now);
     crate::heap::help_all_parked();

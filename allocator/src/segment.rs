@@ -16,16 +16,14 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::counters::GLOBAL;
 use crate::os::{PageSource, OS};
-use crate::size_class::{SLAB_SHIFT, SLAB_SIZE};
+use crate::size_class::SLAB_SHIFT;
 use crate::slab::{SlabMeta, SlabState};
 use crate::sync::SpinLock;
 
-/// log2 of [`SEGMENT_SIZE`].
-pub(crate) const SEGMENT_SHIFT: u32 = 22;
-/// Bytes in one segment, and the alignment of every header.
-pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
-/// Slab slots per segment; slot 0 is the header itself.
-pub(crate) const SLABS_PER_SEGMENT: usize = SEGMENT_SIZE / SLAB_SIZE;
+pub(crate) use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT};
+
+// The slab metadata array sits where `slab::slab_start` expects it.
+const _: () = assert!(core::mem::offset_of!(SegmentHeader, slabs) == crate::slab::SLABS_OFFSET);
 
 pub(crate) const MAGIC: u32 = 0x7e5b_a11c;
 pub(crate) const KIND_SMALL: u32 = 1;
@@ -58,16 +56,6 @@ pub(crate) fn header_of(p: *mut u8) -> *mut Common {
     p.wrapping_sub(1).map_addr(|a| a & !(SEGMENT_SIZE - 1)).cast()
 }
 
-/// Start of the data pages of the slab whose metadata is `meta`.
-#[inline]
-pub(crate) fn slab_start(meta: &SlabMeta) -> *mut u8 {
-    let m = ptr::from_ref(meta).cast_mut().cast::<u8>();
-    let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
-    let index =
-        (m.addr() - seg.addr() - core::mem::offset_of!(SegmentHeader, slabs)) / core::mem::size_of::<SlabMeta>();
-    seg.wrapping_add(index << SLAB_SHIFT)
-}
-
 /// The metadata of the slab holding `p`, a pointer into a small-object segment.
 ///
 /// # Safety
@@ -79,17 +67,6 @@ pub(crate) unsafe fn slab_of(header: *mut Common, p: *mut u8) -> *mut SlabMeta {
     // SAFETY: the caller guarantees `seg` is a live segment header; index < SLABS_PER_SEGMENT
     // because p lies within the segment.
     unsafe { ptr::addr_of_mut!((*seg).slabs).cast::<SlabMeta>().add(index) }
-}
-
-/// A pointer that leads nowhere valid: a double free, a foreign pointer or memory corruption.
-/// Continuing would corrupt the heap, so stop here, without allocating.
-#[cold]
-pub(crate) fn invalid_pointer() -> ! {
-    const MSG: &[u8] =
-        b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
-    // SAFETY: writing a static buffer to stderr has no preconditions.
-    unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
-    std::process::abort()
 }
 
 /// Head of the list of all small-object segments.
@@ -179,7 +156,6 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 /// else one carved from a segment (mapping a new segment when needed). `None` when the OS refuses
 /// memory. The slab's `zeroed` flag says whether its unused bytes read as zero.
 pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
-    crate::reclaim::ensure_started();
     let mut pool = POOL.lock();
     if let Some(s) = NonNull::new(pool.warm) {
         // SAFETY: slabs in the reserve are valid metadata, touched only under this lock.

@@ -12,6 +12,13 @@
 pub const SLAB_SIZE: usize = 64 * 1024;
 /// log2 of [`SLAB_SIZE`].
 pub const SLAB_SHIFT: u32 = 16;
+/// log2 of [`SEGMENT_SIZE`].
+pub(crate) const SEGMENT_SHIFT: u32 = 22;
+/// Bytes in one segment (a mapping of slabs with their metadata header), and the alignment of
+/// every header.
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+/// Slab slots per segment; slot 0 is the header itself.
+pub(crate) const SLABS_PER_SEGMENT: usize = SEGMENT_SIZE / SLAB_SIZE;
 /// The largest request served from slabs; anything larger takes the large-object path.
 pub const MAX_SMALL_SIZE: usize = 32 * 1024;
 /// Number of size classes.

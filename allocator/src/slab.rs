@@ -25,8 +25,14 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use crate::heap::Heap;
 use crate::size_class::{SizeClass, SLAB_SIZE};
+use crate::size_class::{SEGMENT_SIZE, SLAB_SHIFT};
+
+/// The heap that owns a slab, opaque here: heaps live above slabs (`heap.rs` casts).
+pub(crate) enum OwnerHeap {}
+
+/// Offset of the slab metadata array in its segment's header (checked in `segment.rs`).
+pub(crate) const SLABS_OFFSET: usize = 64;
 
 /// Low bit of [`SlabMeta::remote`]: the slab is in notify mode.
 pub(crate) const NOTIFY: usize = 1;
@@ -76,7 +82,7 @@ pub(crate) struct SlabMeta {
     /// Owner-only: head of the local free list.
     pub(crate) free: Cell<*mut FreeObj>,
     /// Shared: the heap that owns this slab (null while Free).
-    pub(crate) owner: AtomicPtr<Heap>,
+    pub(crate) owner: AtomicPtr<OwnerHeap>,
     /// Shared: remote free list head, plus the [`NOTIFY`] bit.
     pub(crate) remote: AtomicUsize,
     /// The epoch (era) the slab's objects were allocated in.
@@ -106,7 +112,10 @@ impl SlabMeta {
     /// Start of the slab's data pages.
     #[inline]
     pub(crate) fn start(&self) -> *mut u8 {
-        crate::segment::slab_start(self)
+        let m = ptr::from_ref(self).cast_mut().cast::<u8>();
+        let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
+        let index = (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>();
+        seg.wrapping_add(index << SLAB_SHIFT)
     }
 
     #[inline]
@@ -167,7 +176,7 @@ impl SlabMeta {
 
     /// Owner: makes this slab an allocation slab for `class` in epoch `era`, owned by `heap`.
     /// The slab must be empty (fresh, purged or from an empty cache).
-    pub(crate) fn format(&self, class: SizeClass, era: u64, heap: *mut Heap) {
+    pub(crate) fn format(&self, class: SizeClass, era: u64, heap: *mut OwnerHeap) {
         debug_assert_eq!(self.used(), 0);
         let n = class.objects_per_slab() * class.object_size();
         if self.class.load(Ordering::Relaxed) != class.0 || self.free.get().is_null() {
@@ -225,7 +234,7 @@ impl SlabMeta {
         if used == 0 || head == obj {
             // More frees than allocations, or the object is already the free list's head: a
             // double free. Stop before the free list is corrupted.
-            crate::segment::invalid_pointer();
+            crate::os::invalid_pointer();
         }
         // SAFETY: the object is ours and no longer live, so its first word may hold the link.
         unsafe { (*obj).next = head };
@@ -265,7 +274,7 @@ impl SlabMeta {
             (*tail).next = self.free.get();
         }
         self.free.set(list);
-        let Some(used) = self.used().checked_sub(n) else { crate::segment::invalid_pointer() };
+        let Some(used) = self.used().checked_sub(n) else { crate::os::invalid_pointer() };
         self.set_used(used);
         n
     }
@@ -290,21 +299,18 @@ impl SlabMeta {
         self.remote.store(0, Ordering::Relaxed);
     }
 
-    /// Any thread: frees `obj` into this slab's remote list, or, in notify mode, onto the owner
-    /// heap's pending stack. Returns the owner heap when the object went to `pending` (so the
-    /// caller can help a parked owner).
+    /// Any thread: frees `obj` into this slab's remote list. In notify mode nothing is pushed
+    /// here and the owner heap is returned: the caller must push `obj` onto that heap's pending
+    /// stack (and may help a parked owner). The owner cannot change while `obj` is live (a slab
+    /// changes owner only when empty), so the returned heap stays the right one.
     ///
     /// # Safety
     /// `obj` must be a live object of this slab that the caller gives up.
-    pub(crate) unsafe fn remote_push(&self, obj: *mut FreeObj) -> Option<*mut Heap> {
+    pub(crate) unsafe fn remote_push(&self, obj: *mut FreeObj) -> Option<*mut OwnerHeap> {
         let mut word = self.remote.load(Ordering::Relaxed);
         loop {
             if word & NOTIFY != 0 {
-                let owner = self.owner.load(Ordering::Relaxed);
-                // SAFETY: heaps are never freed, and the owner cannot change while `obj` is live
-                // (a slab changes owner only when empty).
-                unsafe { (*owner).push_pending(obj) };
-                return Some(owner);
+                return Some(self.owner.load(Ordering::Relaxed));
             }
             // SAFETY: the object is dead to its user, so its first word may hold the link.
             unsafe { (*obj).next = word as *mut FreeObj };

@@ -605,7 +605,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     rg.domain_misuse_wrong_thread = l(&g.domain_misuse_wrong_thread);
     rg.domain_misuse_passed_era = l(&g.domain_misuse_passed_era);
     rg.domain_misuse_too_deep = l(&g.domain_misuse_too_deep);
-    rg.reclaimer_ticks = crate::reclaim::TICKS.load(Ordering::Relaxed);
+    rg.reclaimer_ticks = l(&g.reclaimer_ticks);
 }
 
 /// The label of an epoch that domains of several labels joined.
