@@ -27,9 +27,9 @@ use benches::procfs;
 use benches::workloads::{self, Workload};
 use serde_json::{json, Value};
 
+use super::tables::{fmt_mib, fmt_ns, groups, ratio};
 use super::{
-    child_args, fmt_mib, fmt_ns, groups, own_exe, ratio, run_plan, start_meta, write_results, Planned, RunOptions,
-    TCMALLOC, TCMALLOC_LIB, TS_NOEPOCHS,
+    child_args, own_exe, run_plan, start_meta, write_results, Planned, RunOptions, TCMALLOC, TCMALLOC_LIB, TS_NOEPOCHS,
 };
 
 /// The group's allocators, in report order.

@@ -72,6 +72,8 @@
 #![forbid(unsafe_code)]
 
 mod epochs;
+mod stats_cost;
+mod tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,7 @@ use benches::procfs;
 use benches::selected::{self, Choice, SelectedAllocator};
 use benches::workloads::{self, phase, Options, Scale, Workload, EPOCH_WORKLOADS, WORKLOADS};
 use serde_json::{json, Value};
+use tables::fmt_ns;
 
 #[global_allocator]
 static GLOBAL: SelectedAllocator = SelectedAllocator;
@@ -106,23 +109,35 @@ const THREADS: [usize; 4] = [1, 2, 4, 8];
 /// Samples of the empty timed region.
 const OVERHEAD_SAMPLES: usize = 200_000;
 
-fn usage() -> ExitCode {
-    eprintln!(
+/// The usage text (`suite --help` prints it on stdout; wrong arguments, on stderr).
+fn usage_text() -> String {
+    format!(
         "usage: suite all|quick [--out PATH] [--reps N] [--threads LIST] [--workloads LIST] [--allocators LIST] \
          [--no-latency]\n       \
          suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]\n       \
          suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]\n       \
          suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
          suite build-info\n\
-         all: the main group; epochs: the epochs group (with and without the phase API, tcmalloc \
-         included; default threads 1,2,4); quick: both, tiny sizes\n\
+         \n\
+         all:    the main group (default threads 1,2,4,8; results in target/bench-results.json)\n\
+         epochs: the epochs group, each workload with and without temporal-slab's phase API and on \
+         glibc, mimalloc, jemalloc, tcmalloc\n        \
+         (default threads 1,2,4; results in target/bench-epochs.json; --quick: quick sizes, 1 run)\n\
+         quick:  both groups at quick sizes, 1 run (a smoke test; results in target/bench-quick.json)\n\
+         \n\
          allocator: {} | {TCMALLOC} | {TS_NOEPOCHS}\n\
          workload:  {}\n           \
-         epochs group: {}",
+         epochs group: {}\n\
+         \n\
+         exit status: 0 every child ran, 1 a child failed (the others are still reported), 2 wrong arguments",
         ALLOCATORS.join(" | "),
         WORKLOADS.iter().map(|w| w.name).collect::<Vec<_>>().join(" | "),
         EPOCH_WORKLOADS.iter().map(|w| w.name).collect::<Vec<_>>().join(" | ")
-    );
+    )
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{}", usage_text());
     ExitCode::from(2)
 }
 
@@ -135,9 +150,13 @@ fn main() -> ExitCode {
         "quick" => parse_run(rest, Mode::Quick).map(run_all),
         "epochs" => parse_run(rest, Mode::Epochs).map(epochs::run),
         "one" => parse_one(rest).map(|o| run_one(&o)),
-        "stats-cost" => parse_cost(rest).map(|o| stats_cost(&o)),
+        "stats-cost" => stats_cost::parse_cost(rest).map(|o| stats_cost::stats_cost(&o)),
         "build-info" => {
             println!("{}", json!({ "stats": cfg!(feature = "stats") }));
+            Ok(ExitCode::SUCCESS)
+        }
+        "help" | "--help" | "-h" => {
+            println!("{}", usage_text());
             Ok(ExitCode::SUCCESS)
         }
         _ => Err(format!("unknown command {cmd:?}")),
@@ -182,15 +201,6 @@ struct OneOptions {
     reps: usize,
     quick: bool,
     latency: bool,
-}
-
-/// Options of `stats-cost`.
-struct CostOptions {
-    without: PathBuf,
-    rounds: usize,
-    reps: usize,
-    out: PathBuf,
-    callgrind: bool,
 }
 
 /// Pulls the value of option `name` from `it`.
@@ -303,31 +313,6 @@ fn parse_one(args: &[String]) -> Result<OneOptions, String> {
             "--no-latency" => o.latency = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
-    }
-    Ok(o)
-}
-
-fn parse_cost(args: &[String]) -> Result<CostOptions, String> {
-    let mut o = CostOptions {
-        without: PathBuf::new(),
-        rounds: 10,
-        reps: 3,
-        out: PathBuf::from("target/stats-cost.json"),
-        callgrind: true,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--without" => o.without = PathBuf::from(value(a, &mut it)?),
-            "--rounds" => o.rounds = number(a, value(a, &mut it)?, 1..=100)?,
-            "--reps" => o.reps = number(a, value(a, &mut it)?, 1..=100)?,
-            "--out" => o.out = PathBuf::from(value(a, &mut it)?),
-            "--no-callgrind" => o.callgrind = false,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if o.without.as_os_str().is_empty() {
-        return Err("stats-cost needs --without DIR (the release directory of a --no-default-features build)".into());
     }
     Ok(o)
 }
@@ -643,7 +628,7 @@ fn run_all(o: RunOptions) -> ExitCode {
     meta["load_end"] = json!(procfs::load_average());
     meta["wall_s"] = json!(started.elapsed().as_secs_f64());
     if !rows.is_empty() {
-        print_tables(&rows, &meta);
+        tables::print_tables(&rows, &meta);
     }
     let mut doc = json!({ "meta": meta, "rows": rows, "failures": failures });
     if let Some(g) = &group {
@@ -706,429 +691,6 @@ fn utc_now() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tables
-// ---------------------------------------------------------------------------------------------
-
-fn fmt_ns(x: Option<f64>) -> String {
-    match x {
-        None => "n/a".into(),
-        Some(n) if n >= 1e9 => format!("{:.2} s", n / 1e9),
-        Some(n) if n >= 1e6 => format!("{:.1} ms", n / 1e6),
-        Some(n) if n >= 1e3 => format!("{:.1} µs", n / 1e3),
-        Some(n) => format!("{n:.0} ns"),
-    }
-}
-
-fn fmt_mib(x: Option<f64>) -> String {
-    x.map_or("n/a".into(), |b| format!("{:.1}", b / (1024.0 * 1024.0)))
-}
-
-fn fmt_rate(x: Option<f64>) -> String {
-    match x {
-        None => "n/a".into(),
-        Some(r) if r >= 1e6 => format!("{:.2} M", r / 1e6),
-        Some(r) => format!("{:.1} k", r / 1e3),
-    }
-}
-
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "n/a".into(),
-    }
-}
-
-/// The rows of one (workload, threads), by allocator.
-type Group<'a> = ((String, u64), BTreeMap<String, &'a Value>);
-
-/// Rows grouped by (workload, threads) in run order.
-fn groups(rows: &[Value]) -> Vec<Group<'_>> {
-    let mut out: Vec<Group<'_>> = Vec::new();
-    for r in rows {
-        let key = (r["workload"].as_str().unwrap_or("?").to_string(), r["threads"].as_u64().unwrap_or(0));
-        let a = r["allocator"].as_str().unwrap_or("?").to_string();
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, m)) => {
-                m.insert(a, r);
-            }
-            None => out.push((key, BTreeMap::from([(a, r)]))),
-        }
-    }
-    out
-}
-
-fn print_tables(rows: &[Value], meta: &Value) {
-    let peers = ["glibc", "glibc-notrim", "mimalloc", "jemalloc"];
-    let gs = groups(rows);
-    let get = |m: &BTreeMap<String, &Value>, a: &str, k: &str| m.get(a).and_then(|r| r[k].as_f64());
-    let cores = meta["nproc"].as_u64().unwrap_or(0);
-    println!(
-        "\n### Time (median of {} run(s); ratio = temporal-slab / peer, below 1 favours temporal-slab; \
-         this machine has {cores} CPUs, so 4 and 8 threads are oversubscribed)\n",
-        meta["reps"]
-    );
-    println!(
-        "| workload | threads | temporal-slab | glibc | glibc-notrim | mimalloc | jemalloc | ts / mimalloc | ts / glibc | \
-         ts / jemalloc | ts / glibc-notrim |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for ((w, t), m) in &gs {
-        for ts in ["temporal-slab", TS_NOEPOCHS] {
-            if !m.contains_key(ts) {
-                continue;
-            }
-            let label = if ts == TS_NOEPOCHS { format!("{w} (ts without epochs)") } else { w.clone() };
-            let tsv = get(m, ts, "median_ns");
-            let cells: Vec<String> = peers.iter().map(|p| fmt_ns(get(m, p, "median_ns"))).collect();
-            let ratios: Vec<String> = ["mimalloc", "glibc", "jemalloc", "glibc-notrim"]
-                .iter()
-                .map(|p| ratio(tsv, get(m, p, "median_ns")))
-                .collect();
-            println!("| {label} | {t} | {} | {} | {} |", fmt_ns(tsv), cells.join(" | "), ratios.join(" | "));
-        }
-    }
-
-    println!("\n### Throughput (operations per second at the median time)\n");
-    println!("| workload | threads | operation | temporal-slab | glibc | glibc-notrim | mimalloc | jemalloc |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|");
-    for ((w, t), m) in &gs {
-        for ts in ["temporal-slab", TS_NOEPOCHS] {
-            if !m.contains_key(ts) {
-                continue;
-            }
-            let label = if ts == TS_NOEPOCHS { format!("{w} (ts without epochs)") } else { w.clone() };
-            let op = m.values().next().and_then(|r| r["op"].as_str()).unwrap_or("");
-            let cells: Vec<String> =
-                std::iter::once(ts).chain(peers).map(|a| fmt_rate(get(m, a, "ops_per_s"))).collect();
-            println!("| {label} | {t} | {op} | {} |", cells.join(" | "));
-        }
-    }
-
-    println!("\n### RSS, MiB: peak (VmHWM of the child) / right after the last repetition\n");
-    println!("| workload | threads | temporal-slab | glibc | glibc-notrim | mimalloc | jemalloc | ts / glibc peak | ts / mimalloc peak |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for ((w, t), m) in &gs {
-        for ts in ["temporal-slab", TS_NOEPOCHS] {
-            if !m.contains_key(ts) {
-                continue;
-            }
-            let label = if ts == TS_NOEPOCHS { format!("{w} (ts without epochs)") } else { w.clone() };
-            let cells: Vec<String> = std::iter::once(ts)
-                .chain(peers)
-                .map(|a| format!("{} / {}", fmt_mib(get(m, a, "peak_rss_bytes")), fmt_mib(get(m, a, "rss_end_bytes"))))
-                .collect();
-            let peak = get(m, ts, "peak_rss_bytes");
-            println!(
-                "| {label} | {t} | {} | {} | {} |",
-                cells.join(" | "),
-                ratio(peak, get(m, "glibc", "peak_rss_bytes")),
-                ratio(peak, get(m, "mimalloc", "peak_rss_bytes"))
-            );
-        }
-    }
-
-    let timers: Vec<f64> = rows.iter().filter_map(|r| r["timer"]["p50_ns"].as_f64()).collect();
-    let timer99: Vec<f64> = rows.iter().filter_map(|r| r["timer"]["p99_ns"].as_f64()).collect();
-    let span = |v: &[f64]| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(0.0, f64::max);
-        if v.is_empty() {
-            "n/a".to_string()
-        } else {
-            format!("{lo:.0}-{hi:.0} ns")
-        }
-    };
-    println!(
-        "\n### Latency of single calls, ns (clock overhead included: empty timed region p50 {}, p99 {} over all children)\n",
-        span(&timers),
-        span(&timer99)
-    );
-    println!("| workload | threads | allocator | alloc p50 | p99 | p99.9 | p99.99 | free p50 | p99 | p99.9 | p99.99 |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let pcs = |v: &Value| -> String {
-        if v.is_null() {
-            return "n/a | n/a | n/a | n/a".into();
-        }
-        ["p50_ns", "p99_ns", "p999_ns", "p9999_ns"]
-            .iter()
-            .map(|k| fmt_ns(v[*k].as_f64()))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
-    for ((w, t), m) in &gs {
-        for a in std::iter::once("temporal-slab").chain(peers) {
-            let Some(r) = m.get(a) else { continue };
-            let l = &r["latency"];
-            if l.is_null() || l["alloc"].is_null() {
-                continue;
-            }
-            println!("| {w} | {t} | {a} | {} | {} |", pcs(&l["alloc"]), pcs(&l["free"]));
-        }
-    }
-    let mut first = true;
-    for ((w, t), m) in &gs {
-        for a in ["temporal-slab", TS_NOEPOCHS].into_iter().chain(peers) {
-            let Some(r) = m.get(a) else { continue };
-            let l = &r["latency"]["op"];
-            if l.is_null() {
-                continue;
-            }
-            if first {
-                println!("\n### Latency of whole operations (request-server: one request)\n");
-                println!("| workload | threads | allocator | p50 | p99 | p99.9 | p99.99 |");
-                println!("|---|---:|---|---:|---:|---:|---:|");
-                first = false;
-            }
-            println!("| {w} | {t} | {a} | {} |", pcs(l));
-        }
-    }
-    print_targets(&gs);
-    println!(
-        "\nMachine: {} CPUs ({}), kernel {}; {} UTC; commit {}; load {} -> {}; wall {:.0} s.",
-        meta["nproc"],
-        meta["cpu_model"].as_str().unwrap_or("?"),
-        meta["kernel"].as_str().unwrap_or("?"),
-        meta["date_utc"].as_str().unwrap_or("?").trim_end_matches(" UTC"),
-        meta["git_commit"].as_str().unwrap_or("?"),
-        meta["load_start"].as_str().unwrap_or("?"),
-        meta["load_end"].as_str().unwrap_or("?"),
-        meta["wall_s"].as_f64().unwrap_or(0.0),
-    );
-}
-
-/// The issue's targets, checked against this run's medians (reported, never asserted).
-fn print_targets(gs: &[Group<'_>]) {
-    let find = |w: &str, t: u64| gs.iter().find(|((gw, gt), _)| gw == w && *gt == t).map(|(_, m)| m);
-    let val = |w: &str, t: u64, a: &str, k: &str| find(w, t).and_then(|m| m.get(a)).and_then(|r| r[k].as_f64());
-    let single = [("alloc-test", 1), ("larson", 1), ("xmalloc", 1)];
-    let cross = [("larson", 2), ("larson", 4), ("larson", 8), ("xmalloc", 2), ("xmalloc", 4), ("xmalloc", 8)];
-    // (target, workloads, numerator allocator, key, denominator allocator or None for an absolute
-    // value, limit)
-    type Check<'a> = (&'a str, &'a [(&'a str, u64)], &'a str, &'a str, Option<&'a str>, f64);
-    let checks: [Check<'_>; 7] = [
-        ("single-thread time <= 1.10 x mimalloc", &single, "temporal-slab", "median_ns", Some("mimalloc"), 1.10),
-        ("single-thread time <= 1.00 x glibc", &single, "temporal-slab", "median_ns", Some("glibc"), 1.0),
-        ("cross-thread time <= 1.25 x mimalloc", &cross, "temporal-slab", "median_ns", Some("mimalloc"), 1.25),
-        ("cross-thread time <= 1.00 x jemalloc", &cross, "temporal-slab", "median_ns", Some("jemalloc"), 1.0),
-        ("malloc-large time <= 1.5 x glibc", &[("malloc-large", 1)], "temporal-slab", "median_ns", Some("glibc"), 1.5),
-        ("single-thread peak RSS <= 1.2 x glibc", &single, "temporal-slab", "peak_rss_bytes", Some("glibc"), 1.2),
-        ("alloc p99 <= 100 ns (clock included)", &single, "temporal-slab", "alloc_p99", None, 100.0),
-    ];
-    println!("\n### Targets (from the issue; reported, not asserted)\n");
-    println!("| target | run | value | met |");
-    println!("|---|---|---:|---|");
-    for (name, runs, a, key, den, limit) in checks {
-        for &(w, t) in runs {
-            let num = if key == "alloc_p99" {
-                find(w, t).and_then(|m| m.get(a)).and_then(|r| r["latency"]["alloc"]["p99_ns"].as_f64())
-            } else {
-                val(w, t, a, key)
-            };
-            let v = match den {
-                Some(d) => num.zip(val(w, t, d, key)).map(|(n, d)| n / d),
-                None => num,
-            };
-            let shown = match (v, den) {
-                (None, _) => "n/a".to_string(),
-                (Some(x), Some(_)) => format!("{x:.2}"),
-                (Some(x), None) => format!("{x:.0} ns"),
-            };
-            let met = v.map_or("n/a", |x| if x <= limit { "yes" } else { "no" });
-            println!("| {name} | {w} x{t} | {shown} | {met} |");
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// stats-cost: counters on (this build) against counters compiled out (another build).
-// ---------------------------------------------------------------------------------------------
-
-/// The workloads timed by `stats-cost`: (workload, threads).
-const COST_TIMED: [(&str, usize); 5] =
-    [("alloc-test", 1), ("larson", 1), ("larson", 2), ("xmalloc", 2), ("request-server", 1)];
-/// Alloc+free pairs counted by callgrind in `pairs`.
-const COST_PAIRS: u64 = 1_000_000;
-
-fn stats_cost(o: &CostOptions) -> ExitCode {
-    let Ok(exe) = std::env::current_exe() else {
-        eprintln!("suite: cannot find my own executable");
-        return ExitCode::FAILURE;
-    };
-    let here = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    let builds = [("counters on", here.clone()), ("counters off", o.without.clone())];
-    for (name, dir) in &builds {
-        match build_info(&dir.join("suite")) {
-            Ok(stats) if stats == (*name == "counters on") => {}
-            Ok(stats) => {
-                eprintln!("suite: {}/suite reports stats={stats}; expected the {name} build", dir.display());
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                eprintln!("suite: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let mut meta = machine_meta();
-    meta["load_start"] = json!(procfs::load_average());
-    let started = Instant::now();
-
-    // Instructions (deterministic: the same seeds and sizes; only the measured loop is counted).
-    let mut instr = Vec::new();
-    if o.callgrind {
-        let one = |alloc: &str, w: &str| -> Vec<String> {
-            ["suite", "one", alloc, w, "--threads", "1", "--reps", "1", "--no-latency"].map(String::from).to_vec()
-        };
-        let cases: [(&str, &str, Vec<String>); 5] = [
-            ("alloc-test x1 (4 M steps)", "*alloc_test*steps*", one("temporal-slab", "alloc-test")),
-            ("larson x1 (4 M replacements)", "*larson*replace*", one("temporal-slab", "larson")),
-            ("xmalloc x1 (4 M objects)", "*xmalloc*produce*", one("temporal-slab", "xmalloc")),
-            (
-                "request-server x1 (40,000 requests, no domains)",
-                "*request_server*handle*",
-                one(TS_NOEPOCHS, "request-server"),
-            ),
-            (
-                "pairs, 64 B (1 M alloc+free)",
-                "*run_pairs*",
-                vec!["pairs".into(), "temporal-slab".into(), "64".into(), COST_PAIRS.to_string()],
-            ),
-        ];
-        for (label, toggle, argv) in &cases {
-            let mut counts = Vec::new();
-            for (_, dir) in &builds {
-                counts.push(callgrind(&dir.join(&argv[0]), &argv[1..], toggle));
-            }
-            match (&counts[0], &counts[1]) {
-                (Ok(on), Ok(off)) => {
-                    eprintln!("suite: callgrind {label}: on {on} off {off}");
-                    instr.push(json!({ "case": label, "on": on, "off": off }));
-                }
-                (a, b) => {
-                    for e in [a, b].into_iter().filter_map(|r| r.as_ref().err()) {
-                        eprintln!("suite: callgrind {label}: {e}");
-                    }
-                }
-            }
-        }
-    }
-
-    // Time: both builds interleaved, the order alternating every round.
-    let reps = o.reps.to_string();
-    let mut times: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
-    for round in 0..o.rounds {
-        for (ci, (w, t)) in COST_TIMED.iter().enumerate() {
-            for k in 0..2 {
-                let bi = (k + round) % 2;
-                let exe = builds[bi].1.join("suite");
-                let allocator = if *w == "request-server" { TS_NOEPOCHS } else { "temporal-slab" };
-                match run_child(&exe, allocator, w, *t, &["--reps", &reps, "--no-latency"]) {
-                    Ok(v) => times.entry((ci, bi)).or_default().push(v["median_ns"].as_f64().unwrap_or(0.0)),
-                    Err(e) => eprintln!("suite: {e}"),
-                }
-            }
-        }
-        eprintln!("suite: stats-cost round {}/{} done ({:.0} s)", round + 1, o.rounds, started.elapsed().as_secs_f64());
-    }
-
-    println!("\n### Cost of the hot-path counters (temporal-slab, counters on vs compiled out)\n");
-    if !instr.is_empty() {
-        println!("| instructions (callgrind, Ir) | counters on | counters off | on / off - 1 |");
-        println!("|---|---:|---:|---:|");
-        for i in &instr {
-            let (on, off) = (i["on"].as_f64().unwrap_or(0.0), i["off"].as_f64().unwrap_or(1.0));
-            println!(
-                "| {} | {on:.0} | {off:.0} | {:+.2}% |",
-                i["case"].as_str().unwrap_or(""),
-                (on / off - 1.0) * 100.0
-            );
-        }
-        println!();
-    }
-    println!(
-        "| time ({} rounds, each the median of {} runs) | median on | median off | on / off - 1 | \
-         median of per-round ratios - 1 | min on | min off | min / min - 1 |",
-        o.rounds, o.reps
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut timed = Vec::new();
-    for (ci, (w, t)) in COST_TIMED.iter().enumerate() {
-        let (on, off) =
-            (times.get(&(ci, 0)).cloned().unwrap_or_default(), times.get(&(ci, 1)).cloned().unwrap_or_default());
-        let per_round: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
-        let (mon, moff, mr) = (median_f64(&on), median_f64(&off), median_f64(&per_round));
-        let pct = |x: Option<f64>| x.map_or("n/a".into(), |r| format!("{:+.2}%", (r - 1.0) * 100.0));
-        let min = |v: &[f64]| v.iter().copied().reduce(f64::min);
-        let (lon, loff) = (min(&on), min(&off));
-        println!(
-            "| {w} x{t} | {} | {} | {} | {} | {} | {} | {} |",
-            fmt_ns(mon),
-            fmt_ns(moff),
-            pct(mon.zip(moff).map(|(a, b)| a / b)),
-            pct(mr),
-            fmt_ns(lon),
-            fmt_ns(loff),
-            pct(lon.zip(loff).map(|(a, b)| a / b))
-        );
-        timed.push(json!({ "workload": w, "threads": t, "on_ns": on, "off_ns": off }));
-    }
-    meta["load_end"] = json!(procfs::load_average());
-    meta["wall_s"] = json!(started.elapsed().as_secs_f64());
-    println!(
-        "\n{} CPUs ({}); {}; load {} -> {}; {:.0} s.",
-        meta["nproc"],
-        meta["cpu_model"].as_str().unwrap_or("?"),
-        meta["date_utc"].as_str().unwrap_or("?"),
-        meta["load_start"].as_str().unwrap_or("?"),
-        meta["load_end"].as_str().unwrap_or("?"),
-        meta["wall_s"].as_f64().unwrap_or(0.0)
-    );
-    let doc = json!({ "meta": meta, "instructions": instr, "time": timed });
-    match serde_json::to_string_pretty(&doc) {
-        Ok(s) => {
-            if let Err(e) = std::fs::write(&o.out, s + "\n") {
-                eprintln!("suite: writing {}: {e}", o.out.display());
-                return ExitCode::FAILURE;
-            }
-            eprintln!("suite: results in {}", o.out.display());
-        }
-        Err(e) => eprintln!("suite: {e}"),
-    }
-    ExitCode::SUCCESS
-}
-
-/// Whether the `suite` binary at `exe` was built with temporal-slab's counters.
-fn build_info(exe: &Path) -> Result<bool, String> {
-    let out = Command::new(exe).arg("build-info").output().map_err(|e| format!("running {}: {e}", exe.display()))?;
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{} build-info: {e}", exe.display()))?;
-    v["stats"].as_bool().ok_or_else(|| format!("{} build-info: no \"stats\"", exe.display()))
-}
-
-/// Instructions counted by callgrind inside functions matching `toggle`, for `exe args`
-/// (temporal-slab selected, its background reclaimer off so that nothing else runs).
-fn callgrind(exe: &Path, args: &[String], toggle: &str) -> Result<u64, String> {
-    let out = Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-        .arg(format!("--toggle-collect={toggle}"))
-        .arg(exe)
-        .args(args)
-        .env(selected::ENV, "temporal-slab")
-        .env("TSLAB_RECLAIM", "0")
-        .env_remove("GLIBC_TUNABLES")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running valgrind: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("valgrind {}: {}", exe.display(), out.status));
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines()
-        .find_map(|l| l.split_once("Collected :").map(|(_, n)| n.trim().replace(',', "")))
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no \"Collected :\" line from valgrind for {}", exe.display()))
 }
 
 #[cfg(test)]
