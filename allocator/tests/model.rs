@@ -1,8 +1,11 @@
 //! Model test: proptest generates sequences of alloc (size + align), alloc_zeroed, free, realloc,
-//! epoch advance, epoch close and snapshot, runs them on the allocator and on a shadow model, and
-//! checks after every step: no overlap, alignment honoured, contents preserved, in-place realloc
-//! where the class does not change; and at the end of each case, the per-class counters equal
-//! the model's.
+//! epoch advance, epoch close, snapshot, and domain operations (open a domain in the shared
+//! current epoch, allocate inside it on this thread or on another thread at the same time as
+//! this one, end it), runs them on the allocator and on a shadow model, and checks after every
+//! step: no overlap, alignment honoured, contents preserved, in-place realloc where the class
+//! does not change; an epoch's refcount is the number of the model's domains open in it, a
+//! close of an epoch that holds open domains waits for them and one that holds none closes;
+//! and at the end of each case, the per-class counters equal the model's.
 //!
 //! This binary does not install TemporalSlab as its global allocator, so the harness's own
 //! allocations go to the system allocator and the counters see only the model's operations.
@@ -12,18 +15,30 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use temporal_slab::size_class::{class_for, NUM_CLASSES};
-use temporal_slab::{epoch, snapshot, EpochId, TemporalSlab};
+use temporal_slab::{epoch, snapshot, EpochDomain, EpochId, TemporalSlab};
 
 static A: TemporalSlab = TemporalSlab::new();
 
 #[derive(Debug, Clone)]
 enum Op {
-    Alloc { size: usize, align_log2: u32, zeroed: bool },
+    Alloc {
+        size: usize,
+        align_log2: u32,
+        zeroed: bool,
+    },
     Free(usize),
     Realloc(usize, usize),
     Advance,
     Close(usize),
     Snapshot,
+    /// Open a domain (labelled or not) in the current epoch.
+    DomainOpen(bool),
+    /// Enter domain i on this thread and allocate `n` blocks of `size`.
+    DomainAlloc(usize, usize, usize),
+    /// Enter domain i on another thread while this one is in domain j, both allocating.
+    DomainConcurrent(usize, usize, usize),
+    /// End domain i.
+    DomainEnd(usize),
 }
 
 fn size() -> impl Strategy<Value = usize> {
@@ -44,6 +59,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Advance),
         1 => any::<usize>().prop_map(Op::Close),
         1 => Just(Op::Snapshot),
+        1 => any::<bool>().prop_map(Op::DomainOpen),
+        2 => (any::<usize>(), 1usize..8, 1usize..3000).prop_map(|(i, n, s)| Op::DomainAlloc(i, n, s)),
+        1 => (any::<usize>(), any::<usize>(), 1usize..3000).prop_map(|(i, j, s)| Op::DomainConcurrent(i, j, s)),
+        1 => any::<usize>().prop_map(Op::DomainEnd),
     ]
 }
 
@@ -61,6 +80,35 @@ struct Model {
     frees: [u64; NUM_CLASSES],
     large_live: i64,
     epochs: Vec<EpochId>,
+    /// Domains opened by the case, with whether they are still open.
+    domains: Vec<(EpochDomain, bool)>,
+}
+
+impl Model {
+    fn open_domains_in(&self, e: EpochId) -> u64 {
+        self.domains.iter().filter(|(d, open)| *open && d.epoch() == e).count() as u64
+    }
+
+    /// Allocates `n` blocks of `size` (on the calling thread) and returns them unrecorded.
+    fn alloc_blocks(n: usize, size: usize, fill: u8) -> Vec<(usize, u8)> {
+        (0..n)
+            .map(|_| {
+                // SAFETY: valid layout; the model frees it with the same size and alignment.
+                let p = unsafe { A.alloc(Layout::from_size_align(size, 8).unwrap()) };
+                assert!(!p.is_null());
+                (p.addr(), fill)
+            })
+            .collect()
+    }
+
+    fn record(&mut self, blocks: Vec<(usize, u8)>, size: usize) -> Result<(), TestCaseError> {
+        for (addr, fill) in blocks {
+            self.count_alloc(size, 8);
+            let ptr = std::ptr::with_exposed_provenance_mut(addr);
+            self.insert(Block { ptr, size, align: 8, fill })?;
+        }
+        Ok(())
+    }
 }
 
 impl Model {
@@ -118,6 +166,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         frees: [0; NUM_CLASSES],
         large_live: 0,
         epochs: vec![epoch::current()],
+        domains: Vec::new(),
     };
     let mut fill = 1u8;
     for op in ops {
@@ -173,7 +222,43 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Close(k) => {
                 let e = m.epochs[k % m.epochs.len()];
                 epoch::close(e);
-                prop_assert!(epoch::state(e) != Some(epoch::EpochState::Active));
+                if m.open_domains_in(e) == 0 {
+                    prop_assert!(epoch::state(e) != Some(epoch::EpochState::Active));
+                } else {
+                    prop_assert_eq!(epoch::state(e), Some(epoch::EpochState::Active), "closed under open domains");
+                }
+            }
+            Op::DomainOpen(labelled) => {
+                let d = EpochDomain::new(labelled.then_some("model"));
+                m.epochs.push(d.epoch());
+                m.domains.push((d, true));
+            }
+            Op::DomainAlloc(i, n, size) if !m.domains.is_empty() => {
+                let k = i % m.domains.len();
+                let blocks = {
+                    let _in = m.domains[k].0.enter();
+                    Model::alloc_blocks(n, size, fill)
+                };
+                m.record(blocks, size)?;
+            }
+            Op::DomainConcurrent(i, j, size) if !m.domains.is_empty() => {
+                let (a, b) = (&m.domains[i % m.domains.len()].0, &m.domains[j % m.domains.len()].0);
+                let (mine, theirs) = std::thread::scope(|s| {
+                    let other = s.spawn(|| {
+                        let _in = a.enter();
+                        Model::alloc_blocks(4, size, fill)
+                    });
+                    let _in = b.enter();
+                    let mine = Model::alloc_blocks(4, size, fill);
+                    (mine, other.join().unwrap())
+                });
+                m.record(mine, size)?;
+                m.record(theirs, size)?;
+            }
+            Op::DomainEnd(i) if !m.domains.is_empty() => {
+                let k = i % m.domains.len();
+                m.domains[k].0.close();
+                m.domains[k].1 = false;
             }
             Op::Snapshot => {
                 for b in &m.live {
@@ -182,8 +267,29 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let s = snapshot();
                 prop_assert_eq!(s.classes.len(), NUM_CLASSES);
             }
-            Op::Free(_) | Op::Realloc(..) => {}
+            Op::Free(_) | Op::Realloc(..) | Op::DomainAlloc(..) | Op::DomainConcurrent(..) | Op::DomainEnd(_) => {}
         }
+        // Every epoch's refcount is the number of the model's domains open in it (this binary's
+        // only domains), and an epoch with open domains still takes allocations.
+        if !m.domains.is_empty() {
+            let s = snapshot();
+            for e in &m.epochs {
+                let open = m.open_domains_in(*e);
+                if open > 0 {
+                    prop_assert_eq!(s.epochs[e.index()].era, e.era(), "an epoch with open domains passed");
+                    prop_assert_eq!(s.epochs[e.index()].refcount, open, "refcount of era {}", e.era());
+                }
+            }
+        }
+    }
+    // Ending every domain lets their epochs close once time has moved on.
+    for (d, open) in &mut m.domains {
+        d.close();
+        *open = false;
+    }
+    epoch::advance();
+    for e in &m.epochs {
+        prop_assert!(epoch::state(*e) != Some(epoch::EpochState::Active), "era {} outlived its domains", e.era());
     }
     // Counters while blocks are live, then after freeing everything.
     let mid = snapshot();
