@@ -314,6 +314,25 @@ static void test_info(void) {
 
 /* --- epochs and domains ------------------------------------------------------------------------ */
 
+/* Enters a domain on epoch *arg, gives up the handle while entered and exits the thread
+ * without exiting the domain. */
+static void *phase_thread(void *arg) {
+    uint64_t e = *(const uint64_t *)arg;
+    tslab_domain *d = tslab_domain_on(e, "abi-test-thread", 0);
+    CHECK(d && tslab_domain_enter(d) == 0, "enter on a thread");
+    void *p = malloc(64);
+    tslab_domain_destroy(d); /* the entry keeps the domain open */
+    tslab_epoch_advance();   /* e ends (if the reclaimer has not already ended it) */
+    CHECK(tslab_epoch_state(e) == TSLAB_EPOCH_ACTIVE, "destroying an entered handle ended its domain: state %d",
+          tslab_epoch_state(e));
+    tslab_domain *other = tslab_domain_on(e, NULL, 0);
+    CHECK(other && tslab_domain_exit(other) == -1, "exit through another handle on the same epoch must fail");
+    tslab_domain_destroy(other);
+    CHECK(tslab_epoch_state(e) == TSLAB_EPOCH_ACTIVE, "epoch closed while a domain is still entered");
+    free(p);
+    return NULL; /* the thread's exit exits the entry: the domain ends, e closes */
+}
+
 static void test_phases(void) {
     const char *v = tslab_version();
     CHECK(v && strlen(v) > 0, "tslab_version");
@@ -337,46 +356,90 @@ static void test_phases(void) {
     CHECK(tslab_epoch_close(cur) == 0 && tslab_epoch_current() > cur && tslab_epoch_state(cur) == TSLAB_EPOCH_CLOSING,
           "close(current)");
 
-    /* A domain with auto-close: its epoch closes when the last entry exits. */
+    /* A domain joins the current epoch (it opens none of its own) and holds it open: an epoch
+     * that has ended (advance) closes only when its last domain ends. With auto-close, the
+     * domain ends when its last entry exits. */
+    uint64_t before = tslab_epoch_current();
     tslab_domain *req = tslab_domain_create("abi-test-request", TSLAB_DOMAIN_AUTO_CLOSE);
     CHECK(req != NULL, "tslab_domain_create");
     uint64_t de = tslab_domain_epoch(req);
-    CHECK(de != 0 && de != tslab_epoch_current() && tslab_epoch_state(de) == TSLAB_EPOCH_ACTIVE,
-          "domain epoch %llu", (unsigned long long)de);
+    /* The current epoch, or a later one if the reclaimer rotated the time bucket meanwhile. */
+    CHECK(de >= before && de <= tslab_epoch_current() && tslab_epoch_state(de) == TSLAB_EPOCH_ACTIVE,
+          "domain epoch %llu (current was %llu)", (unsigned long long)de, (unsigned long long)before);
     CHECK(tslab_domain_enter(req) == 0, "enter");
     CHECK(tslab_domain_enter(req) == 0, "enter again (nested)");
     char *s = malloc(300);
     CHECK(s != NULL, "malloc inside a domain");
     strcpy(s, "inside");
+    uint64_t after = tslab_epoch_advance(); /* ends de (if the reclaimer has not already) */
+    CHECK(after > de && tslab_domain_epoch(req) == de, "advance past the domain's epoch");
+    CHECK(tslab_epoch_state(de) == TSLAB_EPOCH_ACTIVE, "an ended epoch closed with a domain open in it: state %d",
+          tslab_epoch_state(de));
+    char *s2 = malloc(300); /* still routed to de: an ended epoch takes its domains' allocations */
+    CHECK(s2 != NULL, "malloc inside a domain of an ended epoch");
     CHECK(tslab_domain_exit(req) == 0, "exit (inner)");
-    CHECK(tslab_epoch_state(de) == TSLAB_EPOCH_ACTIVE, "closed while still entered once");
+    CHECK(tslab_epoch_state(de) == TSLAB_EPOCH_ACTIVE, "auto-close ended the domain while still entered once");
     CHECK(tslab_domain_exit(req) == 0, "exit (outer)");
-    CHECK(tslab_epoch_state(de) == TSLAB_EPOCH_CLOSING, "auto-close did not close: state %d",
+    CHECK(tslab_epoch_state(de) == TSLAB_EPOCH_CLOSING, "auto-close did not end the domain: epoch state %d",
           tslab_epoch_state(de));
     CHECK(tslab_domain_exit(req) == -1, "exit without enter must fail");
-    CHECK(strcmp(s, "inside") == 0, "block allocated in a closed domain changed");
+    CHECK(strcmp(s, "inside") == 0, "block allocated in a closed epoch changed");
     free(s);
+    free(s2);
     tslab_domain_destroy(req);
 
-    /* A labelled domain on the current epoch, nesting with another one, out-of-order exits. */
-    tslab_domain *phase = tslab_domain_on(tslab_epoch_current(), "abi-test-phase", 0);
+    /* tslab_domain_close ends the domain; tslab_epoch_close of an epoch with a domain open in it
+     * ends the epoch, which then closes when that domain ends. */
+    uint64_t fresh = tslab_epoch_advance();
+    tslab_domain *held = tslab_domain_on(fresh, "abi-test-held", 0);
+    CHECK(held && tslab_domain_epoch(held) == fresh, "domain_on(advance())");
+    CHECK(tslab_domain_close(held) == 0 && tslab_epoch_state(fresh) == TSLAB_EPOCH_ACTIVE,
+          "closing the last domain of an epoch that has not ended must not close it: state %d",
+          tslab_epoch_state(fresh));
+    tslab_domain_destroy(held);
+    held = tslab_domain_on(fresh, "abi-test-held", 0);
+    CHECK(held != NULL, "domain_on(an active epoch)");
+    CHECK(tslab_epoch_close(fresh) == 0 && tslab_epoch_current() > fresh, "epoch_close(current) advances");
+    CHECK(tslab_epoch_state(fresh) == TSLAB_EPOCH_ACTIVE, "closed with a domain open in it: state %d",
+          tslab_epoch_state(fresh));
+    CHECK(tslab_domain_close(held) == 0 && tslab_epoch_state(fresh) == TSLAB_EPOCH_CLOSING,
+          "the last domain ended and the epoch did not close: state %d", tslab_epoch_state(fresh));
+    CHECK(tslab_domain_close(held) == 0 && tslab_epoch_state(fresh) == TSLAB_EPOCH_CLOSING, "close is idempotent");
+    tslab_domain_destroy(held);
+    /* A domain on an epoch that has ended is born ended: it holds nothing open. */
+    tslab_domain *late = tslab_domain_on(fresh, NULL, 0);
+    CHECK(late != NULL && tslab_domain_epoch(late) == fresh, "domain_on(a closing epoch) still gives a handle");
+    tslab_domain_destroy(late);
+
+    /* Labelled domains nesting in one bucket, out-of-order exits. */
+    tslab_domain *phase = tslab_domain_on(tslab_epoch_advance(), "abi-test-phase", 0);
     tslab_domain *inner = tslab_domain_create("abi-test-inner", 0);
     CHECK(phase && inner, "domain_on / create");
+    uint64_t pe = tslab_domain_epoch(phase);
     CHECK(tslab_domain_enter(phase) == 0 && tslab_domain_enter(inner) == 0, "nested enters");
     void *x = malloc(128);
     CHECK(tslab_domain_exit(phase) == 0, "out-of-order exit works");
     CHECK(tslab_domain_exit(inner) == 0, "remaining exit");
     free(x);
-    CHECK(tslab_domain_close(inner) == 0 && tslab_epoch_state(tslab_domain_epoch(inner)) == TSLAB_EPOCH_CLOSING,
-          "domain_close");
-    /* Destroying a handle while entered: another handle on the same epoch exits it. */
-    CHECK(tslab_domain_enter(phase) == 0, "enter before destroy");
-    uint64_t pe = tslab_domain_epoch(phase);
-    tslab_domain_destroy(phase);
-    tslab_domain *again = tslab_domain_on(pe, NULL, 0);
-    CHECK(again && tslab_domain_exit(again) == 0, "exit through another handle");
-    tslab_domain_destroy(again);
+    uint64_t ie = tslab_domain_epoch(inner);
+    CHECK(tslab_domain_close(inner) == 0, "domain_close");
+    tslab_epoch_advance();
+    /* phase is still open (in pe, which may be ie): pe stays open; ie closes unless it is pe. */
+    CHECK(tslab_epoch_state(pe) == TSLAB_EPOCH_ACTIVE, "epoch of an open domain closed: state %d",
+          tslab_epoch_state(pe));
+    CHECK(ie == pe || tslab_epoch_state(ie) == TSLAB_EPOCH_CLOSING, "epoch of a closed domain stayed open");
     tslab_domain_destroy(inner);
+    /* Without entries, giving up the handle ends the domain: pe has ended, so it closes. */
+    tslab_domain_destroy(phase);
+    CHECK(tslab_epoch_state(pe) == TSLAB_EPOCH_CLOSING, "destroying the last domain's handle did not close pe: %d",
+          tslab_epoch_state(pe));
+
+    /* Destroying a handle while entered, exits through other handles, the thread's exit. */
+    uint64_t te = tslab_epoch_advance();
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, phase_thread, &te) == 0 && pthread_join(t, NULL) == 0, "phase thread");
+    CHECK(tslab_epoch_state(te) == TSLAB_EPOCH_CLOSING, "the thread's exit did not end its entered domain: state %d",
+          tslab_epoch_state(te));
 
     CHECK(tslab_domain_on(0, "x", 0) == NULL, "domain on a non-epoch");
     CHECK(tslab_domain_enter(NULL) == -1 && tslab_domain_exit(NULL) == -1 && tslab_domain_close(NULL) == -1,
