@@ -151,6 +151,17 @@ fn best_peer<'a>(m: &BTreeMap<String, &Value>, path: &[&str]) -> Option<(f64, &'
     PEERS.iter().filter_map(|p| m.get(*p).and_then(|r| at(r, path)).map(|v| (v, *p))).min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
+/// The least live bytes for which RSS over live is shown.
+const MIN_LIVE: u64 = 1 << 20;
+
+/// `rss / live`, or `-` when `live` is below [`MIN_LIVE`].
+fn per_live(rss: Option<f64>, live: Option<f64>) -> String {
+    match live {
+        Some(l) if l < MIN_LIVE as f64 => "-".into(),
+        _ => ratio(rss, live),
+    }
+}
+
 /// An integer counter of temporal-slab's snapshot in row `r`, as text.
 fn counter(r: Option<&&Value>, key: &str) -> String {
     r.and_then(|r| r["ts"][key].as_u64()).map_or("n/a".into(), |n| n.to_string())
@@ -165,9 +176,9 @@ pub(super) fn print_tables(g: &GroupRun, meta: &Value) {
     let workload_of = |name: &str| workloads::find(name).map_or("", |w: Workload| w.op);
 
     println!(
-        "\n### epochs group: time and memory (time: median of {reps} run(s); RSS and live in MiB, read in the \
-         last run; live: bytes the workload itself holds, counted from its own data; idle: {idle} ms; \
-         {cores} CPUs)\n"
+        "\n### epochs group: time and memory (time: median of {reps} run(s); MiB: peak RSS is the child's VmHWM \
+         over all its runs, the other RSS and live figures are read in the last run, after its timed steps; \
+         live: bytes the workload itself holds, counted from its own data; idle: {idle} ms; {cores} CPUs)\n"
     );
     println!(
         "| workload | threads | allocator | time | RSS at start | peak RSS | RSS after | RSS after idle | live peak | \
@@ -187,11 +198,16 @@ pub(super) fn print_tables(g: &GroupRun, meta: &Value) {
                 fmt_mib(f(&["end", "rss_idle_bytes"])),
                 fmt_mib(f(&["end", "live_peak_bytes"])),
                 fmt_mib(f(&["end", "live_end_bytes"])),
-                ratio(f(&["peak_rss_bytes"]), f(&["end", "live_peak_bytes"])),
-                ratio(f(&["end", "rss_idle_bytes"]), f(&["end", "live_end_bytes"])),
+                per_live(f(&["peak_rss_bytes"]), f(&["end", "live_peak_bytes"])),
+                per_live(f(&["end", "rss_idle_bytes"]), f(&["end", "live_end_bytes"])),
             );
         }
     }
+    println!(
+        "\nRSS / live: `-` where the workload holds less than {} MiB (the process's own few MiB would be most of \
+         the figure); epochs-big-phase holds only its summaries at the end, so its idle RSS is the figure to read.",
+        MIN_LIVE >> 20
+    );
 
     println!(
         "\n### Does the API pay? temporal-slab with the phase API / without it (below 1: the API made it faster \
@@ -327,5 +343,13 @@ mod tests {
         assert_eq!(vs_best(Some(300.0), best), "2.00 (jemalloc)");
         assert_eq!(vs_best(None, best), "n/a");
         assert_eq!(best_peer(&gs[0].1, &["end", "rss_idle_bytes"]), None);
+    }
+
+    #[test]
+    fn rss_per_live_needs_a_mebibyte_live() {
+        let mib = (1u64 << 20) as f64;
+        assert_eq!(per_live(Some(10.0 * mib), Some(2.0 * mib)), "5.00");
+        assert_eq!(per_live(Some(10.0 * mib), Some(1000.0)), "-");
+        assert_eq!(per_live(Some(10.0 * mib), None), "n/a");
     }
 }
