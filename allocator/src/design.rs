@@ -1,4 +1,30 @@
-//! The design of temporal-slab: layout, invariants and memory orderings (documentation only).
+//! The design of temporal-slab: layers, layout, where objects go, invariants and memory orderings
+//! (documentation only).
+//!
+//! # Layers
+//!
+//! Each module reaches only down (`../shared/tools/modcycles.py allocator/src` finds no cycle):
+//!
+//! ```text
+//!  lib (GlobalAlloc adapter, trim, free/realloc without layout)
+//!   |
+//!  reclaim (background thread: decay, parked heaps, bucket rotation, auto-advance, publish)
+//!   |
+//!  attach -> publish -> stats (snapshots: fold every layer's counters into plain data)
+//!   |
+//!  domain (EpochDomain, guards, label registry)
+//!   |
+//!  epoch (advance / end / close / join / leave: changes the ring, sweeps the heaps)
+//!   |
+//!  heap (thread heaps: bins, partial and recycling lists, remote frees, domain counts)
+//!   |
+//!  large (large mappings and their cache)    segment (segments, the slab pool and its reserve)
+//!   |                                         |
+//!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata)
+//!   |
+//!  counters (every counter; a leaf that everything increments)
+//!  size_class, os (page source, clocks, environment, abort), sync (spin lock)
+//! ```
 //!
 //! # Layout
 //!
@@ -12,23 +38,46 @@
 //!   32 B up. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
 //!   whose size is a multiple of `align` serves that alignment.
 //! - **Thread heaps** (`heap.rs`): per thread, per class one bin (allocation slab), partial lists
-//!   per (epoch slot, class), a draining list for slabs of finished epochs.
-//! - **Global slab pool** (`segment.rs`): empty slabs, either *warm* (unpurged, at most 256 =
-//!   16 MiB, each purged after 0.5 s unused) or purged. An emptied slab of an active epoch goes
-//!   warm; of a closing epoch, or of an exiting thread, is purged at once, except the slabs of a
-//!   *small phase* (an epoch that took at most 32 slabs from the pool, e.g. a request): those
-//!   wait unpurged in the close reserve (at most 64 slabs, also purged after 0.5 s unused) for
-//!   the next phase. A thread's empty allocation slab (bin) is carried over to its next epoch
-//!   re-stamped, unless that epoch has a partly used slab of the class to fill first.
-//! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered eras; per-slot refcount and
-//!   label in the epoch ring; a bounded label registry.
-//! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges warm slabs and large
-//!   mappings idle for 0.5 s and drains parked heaps, runs the optional automatic advance, and
-//!   publishes the statistics.
+//!   per (epoch slot, class), a recycling list per class for slabs of closed epochs.
+//! - **Global slab pool** (`segment.rs`): purged empty slabs, and the *reserve* of empty unpurged
+//!   slabs. The reserve keeps at least 256 slabs (16 MiB) and, once phases have been marked, as
+//!   many as the recent phases took (the largest phase, decayed by a quarter per close; at most
+//!   8192 slabs), so the next phase of the same size faults nothing back in. Every reserve slab
+//!   unused for 0.5 s is purged (the reclaimer runs every 100 ms): an idle program's reserve is
+//!   gone within about 0.6 s, oldest first. `trim()` and `epoch::close_purge` purge at once.
+//! - **Epochs** (`ring.rs`, `epoch.rs`): a 16-slot ring; a slot's era is ACTIVE, ENDED (time has
+//!   moved on, its domains are still open) or CLOSING. Domains share the current epoch; the
+//!   reclaimer rotates it every 100 ms once domains joined it.
+//! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered (era, label); per-heap sharded
+//!   counts of open domains per ring slot; per-heap label counters; a bounded label registry.
+//! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges reserve slabs and
+//!   large mappings idle for 0.5 s, drains parked heaps, rotates the domain bucket, runs the
+//!   optional automatic advance, and publishes the statistics.
 //! - **Published statistics** (`publish.rs`, read by `attach.rs`): a memfd-backed shared region,
 //!   a versioned header and an allocation-free raw snapshot rewritten under a seqlock each tick;
 //!   other processes find it through `/proc/PID/fd` (ptrace access rules). Fork handlers take
 //!   every allocator lock around `fork` and give the child its own region.
+//!
+//! # Which objects go where, and why grouping by time still holds
+//!
+//! An allocation goes to its thread's current epoch: the innermost entered domain's, else the
+//! global current one. Within that epoch a heap allocates from, in order: its bin; a partly used
+//! slab of the same epoch; a *recycled* slab (a slab of a closed epoch that still holds
+//! survivors and has free room), re-stamped with the current epoch; a slab from the pool (the
+//! reserve first). So:
+//! - objects of one phase share slabs with each other, and, only once the phase's own slabs are
+//!   full, with the survivors of closed phases. In the common case (most of a phase dies with
+//!   it) the phase's slabs empty together when it ends and go to the reserve whole, and the next
+//!   phase takes them back without a page fault: that is the grouping that pays;
+//! - the few survivors of a closed phase no longer pin their slabs: the free cells around them
+//!   serve later phases (as Immix recycles sparse blocks). Survivors therefore end up sharing
+//!   slabs with later, younger objects; a recycled slab is counted under the epoch it now
+//!   serves (its survivors included), and the class counter `recycled_slabs` says how often
+//!   that happened (snapshots do not track per-object epochs);
+//! - concurrent domains of one time bucket share an epoch, so 10,000 open requests use one or
+//!   two ring slots; a domain that outlives its bucket keeps that bucket's epoch ENDED but open
+//!   (its refcount and age show it) and allocates there; if long-lived domains hold 15 slots,
+//!   the bucket stops rotating (counted: `bucket_extensions`) instead of overflowing the ring.
 //!
 //! # Invariants
 //!
@@ -41,13 +90,12 @@
 //! 3. A slab is in *direct* mode (remote frees go to its own list) iff it is its owner's bin;
 //!    otherwise it is in *notify* mode (remote frees go to the owner heap's `pending` stack).
 //!    Mode switches happen only by CAS from an empty list, so no free is stranded.
-//! 4. An epoch that is not ACTIVE never gets a slab reformatted for it, and its partial slabs are
-//!    moved to the draining list at the owner's next refresh; a draining slab is purged as soon as
-//!    it empties. Slabs record their era, so a wrapped ring slot never mixes eras.
-//! 5. A slab of a finished epoch (draining) is never allocated from again, so when it starts
-//!    draining its pages that hold no live object are purged at once ("holes", counted in its
-//!    metadata) and its free list is dropped; when it empties, its whole touched span is purged.
-//!    A few long-lived objects therefore pin only their own pages, not whole slabs.
+//! 4. An epoch that is CLOSING never gets a slab formatted for it; its partial slabs move to the
+//!    recycling lists at the owner's next refresh, re-stamped when they are taken up again.
+//!    Slabs record their era, so a wrapped ring slot never mixes eras.
+//! 5. An ENDED epoch closes only when the sum of every heap's domain count for its slot is 0;
+//!    no domain joins an ENDED epoch, so that sum can only fall and a read of it is never too
+//!    low (`epoch.rs` gives the Dekker pair that makes joining safe).
 //! 6. Heaps and segment headers are never unmapped, so a pointer to either stays valid forever;
 //!    this is what lets a remote free push onto a heap it does not own without locking.
 //! 7. Nothing on the alloc / free / close paths allocates, panics or prints; the only locks are
@@ -63,23 +111,30 @@
 //! | `Heap::pending` | push CAS | Release | owner's `swap` in `drain_pending` (Acquire) |
 //! | `Heap::state` | store PARKED | Release | CAS PARKED -> LIVE/CLAIMED (Acquire) in adopt / `help_parked` |
 //! | `HEAPS`, `SEGMENTS` | push CAS | Release | list walks (Acquire) |
-//! | `epoch::GEN` | `fetch_add` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |
-//! | `epoch::CURRENT_ERA` | store in advance | Release | `epoch::current` and refresh (Acquire) |
+//! | `ring::GEN` | `fetch_add` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |
+//! | `ring::CURRENT_ERA` | store in advance | Release | `epoch::current` and refresh (Acquire) |
+//! | `Heap::domains` + `Slot::state` | join: count store, SeqCst fence, state load; end: state CAS, SeqCst fence, count loads | SeqCst fences | each other (Dekker): the joiner sees ENDED or the ender sees the count |
+//! | `Slot::state` | CAS ENDED -> CLOSING | AcqRel | exactly one closer |
 //! | `SpinLock::locked` | swap true | Acquire | store false on unlock (Release) |
 //! | region seqlock | odd store, Release fence, body stores (Relaxed), even store (Release) | Release | reader: Acquire load of the sequence, body loads, Acquire fence, second sequence load |
-//! | `Slot::refcount` | domain enter `fetch_add` | Relaxed | a gauge; the exit's `fetch_sub` is AcqRel so the last guard's auto-close sees every guard's exit |
+//! | `EpochDomain::guards` | enter `fetch_add` Relaxed, exit `fetch_sub` AcqRel | AcqRel | the last guard's auto-close sees every guard's exit |
 //! | counters, `used`, `state`, `class`, `era`, `bump` | load / store | Relaxed | none: read by snapshots, which are not atomic across counters |
 //!
 //! # Known limits
 //!
 //! - An allocation racing with `epoch::advance` on another thread may land in either epoch.
-//! - `epoch::close` purges the calling thread's and exited threads' slabs at once; each other
-//!   live thread purges its share at its next allocation. A thread that never allocates again
+//! - `epoch::close` sweeps the calling thread's and exited threads' slabs at once; each other
+//!   live thread sweeps its share at its next allocation. A thread that never allocates again
 //!   keeps its share until it exits.
 //! - Frees from other threads into a slab that is not its owner's bin are applied when the owner
 //!   next takes its slow path (or at once, by the freeing thread, if the owner has exited).
-//! - Entering or leaving a domain makes the thread's next allocation retire its current slabs
-//!   (one pass over the 44 classes): cheap per request, not per allocation.
+//! - Entering a domain of an older epoch than the thread's current one makes the thread's next
+//!   allocation retire its current slabs (one pass over the 44 classes); entering one of the
+//!   current epoch costs nothing of the kind.
+//! - Per label, snapshots count domains and the bytes allocated inside them exactly, but not
+//!   live bytes: a free does not know which domain made the object.
+//! - Holes in recycled slabs stay resident until they are reused (as in every allocator without
+//!   a compacting collector); a slab is purged whole when it empties.
 //!
 //! # MADV_DONTNEED, not MADV_FREE
 //!

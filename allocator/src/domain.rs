@@ -59,6 +59,23 @@ struct Label {
     bytes: [u8; LABEL_MAX],
 }
 
+impl Label {
+    const EMPTY: Label = Label { len: 0, bytes: [0; LABEL_MAX] };
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// Labels each thread remembers (see `intern`).
+const RECENT_LABELS: usize = 4;
+
+thread_local! {
+    /// This thread's last interned labels and their ids (id 0: an unused entry).
+    static RECENT: [Cell<(Label, u8)>; RECENT_LABELS] = const { [const { Cell::new((Label::EMPTY, 0)) }; RECENT_LABELS] };
+    static RECENT_NEXT: Cell<usize> = const { Cell::new(0) };
+}
+
 pub(crate) struct Registry {
     labels: [Label; MAX_LABELS],
     n: usize,
@@ -94,6 +111,32 @@ fn cut(s: &str) -> &str {
 /// Registers `label` (or finds it) and returns its id; 0 when the registry is full.
 pub(crate) fn intern(label: &str) -> u8 {
     let label = cut(label);
+    // Most programs open domains of a few labels over and over: look in this thread's cache of
+    // the last labels it interned before taking the registry lock (a lock per domain would make
+    // every thread opening domains contend on one line).
+    let hit = RECENT
+        .try_with(|r| {
+            r.iter().map(Cell::get).find(|(l, id)| *id != 0 && l.as_bytes() == label.as_bytes()).map(|(_, id)| id)
+        })
+        .ok()
+        .flatten();
+    if let Some(id) = hit {
+        return id;
+    }
+    let id = intern_locked(label);
+    if id != 0 {
+        let _ = RECENT.try_with(|r| {
+            // Round-robin replacement: the slot after the last one written.
+            let next = RECENT_NEXT.try_with(|n| n.replace((n.get() + 1) % RECENT_LABELS)).unwrap_or(0);
+            let mut l = Label { len: label.len() as u8, bytes: [0; LABEL_MAX] };
+            l.bytes[..label.len()].copy_from_slice(label.as_bytes());
+            r[next].set((l, id));
+        });
+    }
+    id
+}
+
+fn intern_locked(label: &str) -> u8 {
     let mut r = REGISTRY.lock();
     for i in 1..r.n {
         let l = &r.labels[i];
@@ -131,7 +174,7 @@ pub fn label_count() -> usize {
 thread_local! {
     /// This thread's stack of entered domains (era and label id, `heap::NO_LABEL_ID` for none),
     /// innermost last.
-    static STACK: Cell<[(u64, u8); MAX_DEPTH]> = const { Cell::new([(0, heap::NO_LABEL_ID); MAX_DEPTH]) };
+    static STACK: [Cell<(u64, u8)>; MAX_DEPTH] = const { [const { Cell::new((0, heap::NO_LABEL_ID)) }; MAX_DEPTH] };
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -223,11 +266,7 @@ impl EpochDomain {
         let depth = DEPTH.try_with(|d| d.get()).unwrap_or(MAX_DEPTH);
         let pushed = depth < MAX_DEPTH;
         if pushed {
-            let _ = STACK.try_with(|s| {
-                let mut st = s.get();
-                st[depth] = (era, self.label);
-                s.set(st);
-            });
+            let _ = STACK.try_with(|s| s[depth].set((era, self.label)));
             let _ = DEPTH.try_with(|d| d.set(depth + 1));
             heap::set_domain(era, self.label);
         } else {
@@ -274,23 +313,25 @@ impl Drop for DomainGuard<'_> {
             GLOBAL.domain_misuse_wrong_thread.fetch_add(1, Ordering::Relaxed);
         } else if self.pushed {
             let depth = DEPTH.try_with(|d| d.get()).unwrap_or(0);
-            let mut st = STACK.try_with(|s| s.get()).unwrap_or([(0, heap::NO_LABEL_ID); MAX_DEPTH]);
             // Normally this guard's era is on top of the stack (wherever it was pushed: an
             // earlier out-of-order exit below it may have moved it down). Otherwise remove the
             // innermost entry of this domain and count the misuse.
             let me = (era, self.domain.label);
-            let found = (0..depth).rev().find(|&i| st[i] == me);
-            if found != Some(depth.wrapping_sub(1)) {
-                GLOBAL.domain_misuse_out_of_order.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(pos) = found {
-                st.copy_within(pos + 1..depth, pos);
-                let new_depth = depth - 1;
-                let _ = STACK.try_with(|s| s.set(st));
-                let _ = DEPTH.try_with(|d| d.set(new_depth));
-                let (outer, label) = if new_depth == 0 { (0, heap::NO_LABEL_ID) } else { st[new_depth - 1] };
-                heap::set_domain(outer, label);
-            }
+            let _ = STACK.try_with(|st| {
+                let found = (0..depth).rev().find(|&i| st[i].get() == me);
+                if found != Some(depth.wrapping_sub(1)) {
+                    GLOBAL.domain_misuse_out_of_order.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(pos) = found {
+                    for i in pos..depth - 1 {
+                        st[i].set(st[i + 1].get());
+                    }
+                    let new_depth = depth - 1;
+                    let _ = DEPTH.try_with(|d| d.set(new_depth));
+                    let (outer, label) = if new_depth == 0 { (0, heap::NO_LABEL_ID) } else { st[new_depth - 1].get() };
+                    heap::set_domain(outer, label);
+                }
+            });
         }
         // AcqRel: the last guard's auto-close sees every other guard's exit.
         if self.domain.guards.fetch_sub(1, Ordering::AcqRel) == 1 && self.domain.auto_close {

@@ -73,6 +73,10 @@ pub struct ClassStats {
     /// Emptied slabs purged at once: their epoch was closing (and not a small phase) or the
     /// pool list they would wait on was full (counter).
     pub empty_slab_overflowed: u64,
+    /// Slabs of closed epochs that still held survivors, taken up again as allocation slabs so
+    /// their free cells serve a later epoch (counter).
+    #[serde(default)]
+    pub recycled_slabs: u64,
     /// `empty_slab_recycled / (recycled + overflowed)`, in percent (0 before any).
     pub recycle_rate_pct: f64,
     /// `madvise` calls that purged pages of this class's slabs (counter).
@@ -145,12 +149,20 @@ pub struct EpochStats {
     /// Bytes purged from this era's slabs after it stopped being active, by close sweeps and by
     /// draining slabs that emptied later (counter).
     pub purged_bytes: u64,
+    /// Bytes of this era's empty slabs kept unpurged in the reserve after it stopped being
+    /// active, for the next phase (counter; purged later by decay or `trim`, or now by
+    /// `epoch::close_purge`).
+    #[serde(default)]
+    pub deferred_bytes: u64,
     /// Total time spent in `close` for this era (counter, ns).
     pub close_total_ns: u64,
     /// Duration of the last close (ns).
     pub last_close_ns: u64,
     /// Bytes purged during the last close.
     pub last_close_purged_bytes: u64,
+    /// Bytes of empty slabs the last close kept in the reserve instead of purging them.
+    #[serde(default)]
+    pub last_close_deferred_bytes: u64,
     /// RSS just before the last close (bytes; 0 unless `epoch::set_rss_on_close` is on).
     #[serde(rename = "rss_before_close")]
     pub rss_before_close: u64,
@@ -266,15 +278,36 @@ pub struct GlobalStats {
     pub domain_misuse_too_deep: u64,
     /// Reclaimer passes run (counter).
     pub reclaimer_ticks: u64,
+    /// Bytes of empty slabs the last close kept in the reserve instead of purging them.
+    #[serde(default)]
+    pub last_close_deferred_bytes: u64,
+    /// How many empty slabs the reserve keeps unpurged now (gauge): at least 256, more after
+    /// big phases (see `design.rs`).
+    #[serde(default)]
+    pub reserve_limit_slabs: u64,
+    /// Domain bucket rotations skipped because long-lived domains held all but one ring slot
+    /// (counter): their neighbours then share a longer bucket instead of overflowing the ring.
+    #[serde(default)]
+    pub bucket_extensions: u64,
 }
 
-/// One entry of the label registry.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// One entry of the label registry, with the figures of its domains.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LabelEntry {
     /// Label id (0 is the fixed overflow label).
     pub id: u32,
     /// The label text.
     pub label: String,
+    /// Domains of this label open now (gauge).
+    #[serde(default)]
+    pub open_domains: u64,
+    /// Domains of this label opened since the process started (counter).
+    #[serde(default)]
+    pub domains_opened: u64,
+    /// Bytes allocated (object sizes) by threads while inside a domain of this label (counter,
+    /// exact up to the last enter or exit on each thread; needs the `stats` feature).
+    #[serde(default)]
+    pub allocated_bytes: u64,
 }
 
 /// A point-in-time view of every counter, in the shape of the stats_dump JSON document (the
@@ -393,6 +426,9 @@ pub(crate) struct RawGlobal {
     pub(crate) domain_misuse_passed_era: u64,
     pub(crate) domain_misuse_too_deep: u64,
     pub(crate) reclaimer_ticks: u64,
+    pub(crate) last_close_deferred_bytes: u64,
+    pub(crate) reserve_limit_slabs: u64,
+    pub(crate) bucket_extensions: u64,
 }
 
 #[repr(C)]
@@ -416,6 +452,7 @@ pub(crate) struct RawClass {
     pub(crate) close_sweeps: u64,
     pub(crate) close_scanned: u64,
     pub(crate) close_recycled: u64,
+    pub(crate) recycled_slabs: u64,
 }
 
 #[repr(C)]
@@ -444,6 +481,8 @@ pub(crate) struct RawEpoch {
     pub(crate) last_close_purged_bytes: u64,
     pub(crate) rss_before_close: u64,
     pub(crate) rss_after_close: u64,
+    pub(crate) deferred_bytes: u64,
+    pub(crate) last_close_deferred_bytes: u64,
 }
 
 #[repr(C)]
@@ -451,6 +490,9 @@ pub(crate) struct RawEpoch {
 pub(crate) struct RawLabel {
     pub(crate) len: u64,
     pub(crate) bytes: [u64; LABEL_MAX.div_ceil(8)],
+    pub(crate) opened: u64,
+    pub(crate) ended: u64,
+    pub(crate) allocated: u64,
 }
 
 impl RawSnapshot {
@@ -480,7 +522,16 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         sum_into(&s.slow_epoch_closed, &mut raw.classes, |c| &mut c.closed);
         sum_into(&s.empty_recycled, &mut raw.classes, |c| &mut c.recycled);
         sum_into(&s.empty_overflowed, &mut raw.classes, |c| &mut c.overflowed);
+        for (l, i) in raw.labels.iter_mut().zip(0..MAX_LABELS) {
+            l.opened = l.opened.wrapping_add(s.label_opened[i].load(Ordering::Relaxed));
+            l.ended = l.ended.wrapping_add(s.label_ended[i].load(Ordering::Relaxed));
+            l.allocated = l.allocated.wrapping_add(s.label_bytes[i].load(Ordering::Relaxed));
+        }
     });
+    for (l, i) in raw.labels.iter_mut().zip(0..MAX_LABELS) {
+        l.opened = l.opened.wrapping_add(GLOBAL.label_opened_fallback[i].load(Ordering::Relaxed));
+        l.ended = l.ended.wrapping_add(GLOBAL.label_ended_fallback[i].load(Ordering::Relaxed));
+    }
     let g = &GLOBAL;
     sum_into(&g.orphan_frees, &mut raw.classes, |c| &mut c.frees);
     sum_into(&g.new_slabs, &mut raw.classes, |c| &mut c.new_slabs);
@@ -490,6 +541,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     sum_into(&g.class_close_sweeps, &mut raw.classes, |c| &mut c.close_sweeps);
     sum_into(&g.class_close_scanned, &mut raw.classes, |c| &mut c.close_scanned);
     sum_into(&g.class_close_recycled, &mut raw.classes, |c| &mut c.close_recycled);
+    sum_into(&g.class_recycled_slabs, &mut raw.classes, |c| &mut c.recycled_slabs);
 
     let mut slab_resident = 0u64;
     segment::for_each_slab(|slab| {
@@ -550,6 +602,8 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         re.last_close_purged_bytes = l(&r.last_close_purged_bytes);
         re.rss_before_close = l(&r.rss_before_close);
         re.rss_after_close = l(&r.rss_after_close);
+        re.deferred_bytes = l(&r.deferred_bytes);
+        re.last_close_deferred_bytes = l(&r.last_close_deferred_bytes);
     }
     raw.global.label_count = crate::domain::for_each_label(|i, bytes| {
         let o = &mut raw.labels[i];
@@ -606,6 +660,9 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     rg.domain_misuse_passed_era = l(&g.domain_misuse_passed_era);
     rg.domain_misuse_too_deep = l(&g.domain_misuse_too_deep);
     rg.reclaimer_ticks = l(&g.reclaimer_ticks);
+    rg.last_close_deferred_bytes = l(&g.last_close_deferred_bytes);
+    rg.reserve_limit_slabs = segment::reserve_limit() as u64;
+    rg.bucket_extensions = l(&g.bucket_extensions);
 }
 
 /// The label of an epoch that domains of several labels joined.
@@ -657,6 +714,7 @@ impl Snapshot {
                     slow_path_epoch_closed: r.closed,
                     empty_slab_recycled: r.recycled,
                     empty_slab_overflowed: r.overflowed,
+                    recycled_slabs: r.recycled_slabs,
                     recycle_rate_pct: pct(r.recycled, r.overflowed),
                     madvise_calls: r.madvise_calls,
                     madvise_bytes: r.madvise_bytes,
@@ -704,16 +762,27 @@ impl Snapshot {
                 reclamation_yield: (r.close_scanned > 0)
                     .then(|| (r.close_recycled as f64 / r.close_scanned as f64).min(1.0)),
                 purged_bytes: r.purged_bytes,
+                deferred_bytes: r.deferred_bytes,
                 close_total_ns: r.close_total_ns,
                 last_close_ns: r.last_close_ns,
                 last_close_purged_bytes: r.last_close_purged_bytes,
+                last_close_deferred_bytes: r.last_close_deferred_bytes,
                 rss_before_close: r.rss_before_close,
                 rss_after_close: r.rss_after_close,
             })
             .collect();
         let label_registry = (1..=rg.label_count.min(MAX_LABELS as u64 - 1))
             .chain(core::iter::once(0))
-            .map(|id| LabelEntry { id: id as u32, label: label_string(raw, id).unwrap_or_default() })
+            .map(|id| {
+                let r = &raw.labels[id as usize];
+                LabelEntry {
+                    id: id as u32,
+                    label: label_string(raw, id).unwrap_or_default(),
+                    open_domains: r.opened.saturating_sub(r.ended),
+                    domains_opened: r.opened,
+                    allocated_bytes: r.allocated,
+                }
+            })
             .collect();
         let small_live: u64 = classes.iter().map(|c| c.live_bytes).sum();
         let sum = |f: fn(&ClassStats) -> u64| classes.iter().map(f).sum::<u64>();
@@ -774,6 +843,9 @@ impl Snapshot {
                 domain_misuse_passed_era: rg.domain_misuse_passed_era,
                 domain_misuse_too_deep: rg.domain_misuse_too_deep,
                 reclaimer_ticks: rg.reclaimer_ticks,
+                last_close_deferred_bytes: rg.last_close_deferred_bytes,
+                reserve_limit_slabs: rg.reserve_limit_slabs,
+                bucket_extensions: rg.bucket_extensions,
             },
             classes,
             epochs,
