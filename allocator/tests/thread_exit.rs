@@ -37,8 +37,8 @@ fn exiting_thread_returns_its_slabs() {
     let s1 = snapshot();
     // ~10 MiB of 128 B objects = ~157 slabs, all back in the shared pool (warm or purged).
     assert!(in_pool(&s1) >= during + 150, "pool {during} while the thread held its objects, {} after", in_pool(&s1));
-    // The test thread's own bins (for the snapshots' Vecs) may add a few slabs; the exited
-    // thread's ~157 must not stay.
+    // The test thread's own bins (for the snapshots' Vecs: one per size class they touch, about
+    // ten) may add a few slabs; the exited thread's ~157 must not stay.
     let diff: Vec<String> = s0
         .classes
         .iter()
@@ -48,7 +48,7 @@ fn exiting_thread_returns_its_slabs() {
             format!("{} B: {} -> {}", a.object_size, a.partial_slabs + a.full_slabs, b.partial_slabs + b.full_slabs)
         })
         .collect();
-    assert!(held(&s1) <= held(&s0) + 8, "the exited thread still holds slabs: {diff:?}");
+    assert!(held(&s1) <= held(&s0) + 12, "the exited thread still holds slabs: {diff:?}");
 }
 
 #[test]
