@@ -63,7 +63,8 @@ struct Cli {
     /// Print ranked, actionable findings (stuck epochs, slow path, reclamation, fragmentation).
     #[arg(long)]
     doctor: bool,
-    /// Age after which an open epoch with live domain guards counts as stuck.
+    /// Seconds after which an epoch that has ended but is still held open by domains opened in
+    /// it (never ended) counts as stuck.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     stuck_after: f64,
 }
@@ -115,16 +116,12 @@ fn run() -> Result<()> {
 }
 
 /// The demo: runs request-like phases in labelled, auto-closing domains on background threads
-/// of this process, plus one domain entered twice and exited once (a leak the doctor reports),
+/// of this process, plus one domain that is never ended (a leak the doctor reports),
 /// then reads this process's statistics through the same path as `--pid` (the published region,
 /// found through /proc).
 fn demo_snapshot() -> Result<Snapshot> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let leaked = temporal_slab::EpochDomain::new(Some("background-worker-3"));
-    let g1 = leaked.enter();
-    let g2 = leaked.enter();
-    drop(g2);
-    std::mem::forget(g1);
+    tslab_tools::workload::leak_a_domain(2_000);
     let kept: Vec<String> = (0..2_000).map(|i| format!("session-{i}")).collect();
     let workers: Vec<_> = ["http-request", "batch-job"]
         .into_iter()

@@ -1,9 +1,11 @@
 //! The bundled demo workload that `stats_dump` and `tslab` attach to.
 //!
-//! Threads run request-like phases, each in a labelled domain that closes when the request ends;
-//! 1% of each request's objects outlive it in a bounded cache; with `leak`, one domain
-//! ("background-worker-3") is entered twice and exited once, and the 20,000 strings allocated in
-//! it are never freed: the stuck, memory-holding epoch that `--doctor` finds.
+//! Threads run request-like phases, each in a labelled domain that ends when the request ends
+//! (the domains of one ~100 ms time bucket share an epoch); 1% of each request's objects outlive
+//! it in a bounded cache; with `leak`, one domain ("background-worker-3") is opened on an epoch
+//! of its own and never ended, and the 20,000 strings allocated in it are never freed: an ended
+//! epoch held open by that domain, holding memory, which `--doctor` finds (see
+//! [`leak_a_domain`]).
 //! [`run`] prints `ready pid=PID` on stdout once its statistics are published, then works until
 //! its time is up or `stop` is set.
 
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use temporal_slab::epoch::{self, EpochId};
 use temporal_slab::EpochDomain;
 
 /// How the workload runs.
@@ -22,7 +25,7 @@ pub struct Options {
     pub duration: Duration,
     /// Worker threads.
     pub threads: u32,
-    /// Leak one domain guard so the doctor has a stuck epoch to find.
+    /// Leak one domain (never ended) so the doctor has a stuck epoch to find.
     pub leak: bool,
     /// Pause between requests (keeps the demo light on CPU).
     pub pause: Duration,
@@ -33,6 +36,27 @@ pub const LABELS: [&str; 3] = ["http-request", "batch-job", "cache-refresh"];
 
 /// The domain label that `leak` leaves open.
 pub const LEAKED_LABEL: &str = "background-worker-3";
+
+/// Leaks a domain on purpose, the way a program forgets to end one: a domain labelled
+/// [`LEAKED_LABEL`] is opened on a fresh epoch (so that epoch carries its label alone: call this
+/// before other threads open domains), `objects` strings are allocated in it and kept, and the
+/// domain is never ended (`mem::forget`). The epoch is then ended (advanced past), so it stays
+/// behind as an old, ended epoch held open by one open domain (refcount 1) and holding memory.
+/// Returns that epoch.
+pub fn leak_a_domain(objects: usize) -> EpochId {
+    let e = epoch::advance();
+    let leaked = EpochDomain::on(e, Some(LEAKED_LABEL));
+    {
+        let _in = leaked.enter();
+        // What the forgotten phase allocated stays live: the epoch holds memory.
+        let held: Vec<String> = (0..objects).map(|i| format!("leaked-session-{i:08}")).collect();
+        std::mem::forget(held);
+    }
+    // The bug being demonstrated: the domain is never closed or dropped.
+    std::mem::forget(leaked);
+    epoch::advance();
+    e
+}
 
 fn request(id: u64, cache: &Mutex<VecDeque<String>>) {
     let words: Vec<String> = (0..300).map(|i| format!("w{}-{}", id % 97, i * 31 % 1000)).collect();
@@ -60,22 +84,15 @@ pub fn run(opts: &Options, stop: &AtomicBool) {
     let quit = Arc::new(AtomicBool::new(false));
     let cache = Arc::new(Mutex::new(VecDeque::new()));
     let set_up = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    // Before the workers start, so that no request domain shares the leaked domain's epoch.
+    if opts.leak {
+        leak_a_domain(20_000);
+    }
     let mut handles = Vec::new();
     for t in 0..opts.threads {
         let (quit, cache, set_up) = (quit.clone(), cache.clone(), set_up.clone());
-        let (leak, pause) = (opts.leak && t == 0, opts.pause);
+        let pause = opts.pause;
         handles.push(std::thread::spawn(move || {
-            // Kept alive for the thread's life (a domain that is never closed keeps its epoch).
-            let leaked = leak.then(|| EpochDomain::new(Some(LEAKED_LABEL)));
-            if let Some(leaked) = &leaked {
-                let g1 = leaked.enter();
-                let g2 = leaked.enter();
-                // What the forgotten phase allocated stays live: the epoch holds memory.
-                let held: Vec<String> = (0..20_000).map(|i| format!("leaked-session-{i:08}")).collect();
-                std::mem::forget(held);
-                drop(g2);
-                std::mem::forget(g1);
-            }
             set_up.fetch_add(1, Ordering::Release);
             let mut id = t as u64 * 1_000_000_000;
             while !quit.load(Ordering::Relaxed) {

@@ -107,11 +107,18 @@ fn live_workload_snapshots_are_valid_and_consistent() {
     let allocs: u64 = last["classes"].as_array().unwrap().iter().map(|c| c["allocations"].as_u64().unwrap()).sum();
     assert!(allocs > 1000, "the workload allocated only {allocs} objects");
 
-    // The doctor names the leaked domain with its label and refcount.
+    // The doctor names the leaked domain (never ended, on an epoch of its own that has ended
+    // since) with its label and refcount, as critical: it has been held open for well over 5 x
+    // --stuck-after.
     let out = stats_dump(&["--pid", &pid, "--no-json", "--no-text", "--doctor", "--stuck-after", "0.1"]);
     assert!(out.status.success());
     let doctor = String::from_utf8_lossy(&out.stdout);
-    assert!(doctor.contains("\"background-worker-3\"") && doctor.contains("refcount 1"), "{doctor}");
+    let finding = doctor.lines().find(|l| l.contains("\"background-worker-3\"")).unwrap_or_default();
+    assert!(finding.contains("[CRITICAL]") && finding.contains("ended") && finding.contains("refcount 1"), "{doctor}");
+    assert!(
+        doctor.contains("never ended: find where the domain labelled \"background-worker-3\" is created"),
+        "{doctor}"
+    );
 
     // Default output: JSON on stdout, summary on stderr.
     let out = stats_dump(&["--pid", &pid]);

@@ -73,7 +73,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     writeln!(
         out,
         "  workload pid {pid}: 2 threads of request-like phases in labelled domains \
-         (http-request, batch-job, cache-refresh); one domain (background-worker-3) leaks a guard on purpose\n"
+         (http-request, batch-job, cache-refresh); one domain (background-worker-3) is never ended, on purpose\n"
     )?;
 
     let secs = args.interval.as_secs_f64();

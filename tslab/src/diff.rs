@@ -27,8 +27,10 @@
 //!   failure in the interval).
 //! - **RSS**: AFTER's process RSS is more than PCT percent above BEFORE's. Not applied when either
 //!   RSS is unknown (0: /proc was unreadable).
-//! - **Stuck epochs**: an epoch is stuck when it is ACTIVE, has live domain guards (refcount > 0)
-//!   and is at least `--stuck-after` seconds old (the doctor's rule). A stuck epoch of AFTER is new
+//! - **Stuck epochs**: an epoch is stuck when it has ended (it is not the current era) at least
+//!   `--stuck-after` seconds ago but is still ACTIVE, held open by domains opened in it that never
+//!   ended (refcount > 0: the domains open in it); the doctor's rule, `doctor::is_stuck`. Domains
+//!   open in the current epoch are never stuck. A stuck epoch of AFTER is new
 //!   when BEFORE has no stuck epoch with the same ring index and era (one process), or, for two
 //!   processes (whose eras are unrelated), when BEFORE has fewer stuck epochs with the same label.
 //! - **Reclamation yield** (slabs recycled per slab scanned by epoch-close sweeps): AFTER's yield is
@@ -43,9 +45,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use temporal_slab::epoch::EpochState;
 use temporal_slab::stats::EpochStats;
 use temporal_slab::Snapshot;
+use tslab_tools::doctor::{self, is_stuck};
 use tslab_tools::fmt::{bytes, pct, seconds};
 
 use crate::input;
@@ -71,9 +73,10 @@ RULES (PCT is --threshold):
                        10000 allocations
     madvise failures   AFTER has more failed madvise calls than BEFORE (any new failure)
     RSS                process RSS grew by more than PCT%; skipped when an RSS is unknown (0)
-    stuck epochs       an epoch stuck in AFTER (ACTIVE, refcount > 0, age >= --stuck-after) that
-                       was not stuck in BEFORE: same ring index and era for one process; for two
-                       processes, more stuck epochs with its label than BEFORE had
+    stuck epochs       an epoch stuck in AFTER (ended >= --stuck-after ago, still held open by
+                       domains opened in it: refcount > 0) that was not stuck in BEFORE: same
+                       ring index and era for one process; for two processes, more stuck epochs
+                       with its label than BEFORE had
     reclamation yield  slabs recycled per slab scanned by epoch closes fell by more than PCT% of
                        BEFORE's; skipped when either side scanned fewer than 100 slabs
     Fragmentation and the other rows of the table are reported, never a regression.
@@ -101,7 +104,8 @@ pub struct DiffArgs {
     /// reclamation yield.
     #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = parse_threshold)]
     pub threshold: f64,
-    /// Age after which an ACTIVE epoch with live domain guards counts as stuck.
+    /// Seconds after which an epoch that has ended but is still held open by domains opened in
+    /// it (never ended) counts as stuck.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_stuck_after)]
     pub stuck_after: f64,
 }
@@ -157,7 +161,7 @@ fn display_name(path: &str) -> &str {
 pub struct Settings {
     /// Relative change, in percent, that counts as a regression.
     pub threshold: f64,
-    /// Age in seconds after which an ACTIVE epoch with live guards is stuck.
+    /// Seconds after which an ended epoch still held open by its domains is stuck.
     pub stuck_after: f64,
 }
 
@@ -276,10 +280,6 @@ fn grew_more_than(before: f64, after: f64, pct: f64) -> bool {
     after * 100.0 > before * (100.0 + pct)
 }
 
-fn is_stuck(e: &EpochStats, stuck_after: f64) -> bool {
-    e.state == Some(EpochState::Active) && e.refcount > 0 && e.age_sec >= stuck_after
-}
-
 /// Whether no counter of the process went back from `older` to `newer`.
 fn monotone(older: &Snapshot, newer: &Snapshot) -> bool {
     let (a, b) = (&older.global, &newer.global);
@@ -379,7 +379,7 @@ pub fn compare(before: &Snapshot, after: &Snapshot, settings: &Settings) -> Resu
 
     // Stuck epochs.
     for e in new_stuck_epochs(before, after, same, settings.stuck_after) {
-        regressions.push(stuck_regression(e));
+        regressions.push(stuck_regression(after, e));
     }
 
     // Reclamation yield.
@@ -478,30 +478,30 @@ fn rss_regression(before: &Snapshot, after: &Snapshot, t: f64) -> Regression {
     }
 }
 
-fn stuck_regression(e: &EpochStats) -> Regression {
-    let (label, domain) = match e.label.as_deref() {
-        Some(l) => (format!(" {l:?}"), format!("the domain {l:?}")),
-        None => (String::new(), "its domain (unlabelled: give domains labels to find them)".to_string()),
-    };
+fn stuck_regression(s: &Snapshot, e: &EpochStats) -> Regression {
+    let label = e.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default();
+    let unlabelled = if e.label.is_none() { " (give domains labels to find them)" } else { "" };
     Regression {
         what: format!("new stuck epoch {}{label}, era {}", e.epoch_id, e.era),
         numbers: format!(
-            "open {}, refcount {}, holding {} in {} slabs",
-            seconds(e.age_sec),
+            "ended {} ago, refcount {}, holding {} in {} slabs",
+            seconds(doctor::ended_for(s, e).unwrap_or(e.age_sec)),
             e.refcount,
             bytes(e.live_bytes),
             e.live_slabs
         ),
         look_at: format!(
-            "a domain guard was never dropped: find where {domain} is entered and make every guard drop; tslab doctor"
+            "domain(s) opened in it never ended: find where {}{unlabelled} is created and make sure it is closed or \
+             dropped; tslab doctor",
+            doctor::suspect_domains(e)
         ),
     }
 }
 
 /// The stuck epochs of `after` that were not stuck in `before` (see the module docs).
 fn new_stuck_epochs<'a>(before: &Snapshot, after: &'a Snapshot, same: bool, stuck_after: f64) -> Vec<&'a EpochStats> {
-    let stuck_before: Vec<&EpochStats> = before.epochs.iter().filter(|e| is_stuck(e, stuck_after)).collect();
-    let mut stuck_now: Vec<&EpochStats> = after.epochs.iter().filter(|e| is_stuck(e, stuck_after)).collect();
+    let stuck_before: Vec<&EpochStats> = before.epochs.iter().filter(|e| is_stuck(before, e, stuck_after)).collect();
+    let mut stuck_now: Vec<&EpochStats> = after.epochs.iter().filter(|e| is_stuck(after, e, stuck_after)).collect();
     if same {
         stuck_now.retain(|e| !stuck_before.iter().any(|o| o.epoch_id == e.epoch_id && o.era == e.era));
         return stuck_now;
@@ -568,7 +568,7 @@ fn table(before: &Snapshot, after: &Snapshot, b: &Counts, a: &Counts, same: bool
     row("active epochs", &|s| Cell::Count(u64::from(s.active_epoch_count)));
     row("closing epochs", &|s| Cell::Count(u64::from(s.closing_epoch_count)));
     row(&format!("stuck epochs (>= {})", seconds(stuck_after)), &|s| {
-        Cell::Count(s.epochs.iter().filter(|e| is_stuck(e, stuck_after)).count() as u64)
+        Cell::Count(s.epochs.iter().filter(|e| is_stuck(s, e, stuck_after)).count() as u64)
     });
     row("domain misuses", &|s| {
         let g = &s.global;
@@ -754,6 +754,7 @@ pub fn render(
 mod tests {
     use super::*;
     use clap::Args;
+    use temporal_slab::epoch::EpochState;
 
     const EXAMPLE: &str = include_str!("../../schemas/examples/workload-attached.json");
 
@@ -806,7 +807,10 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// Makes ring slot `slot` an epoch of `era` that ended (it is not current) and is held open by
+    /// one domain; with no row of era + 1 in the ring, the time since it ended is taken as `age`.
     fn stick(s: &mut Snapshot, slot: usize, era: u64, label: Option<&str>, age: f64) {
+        assert!(era != s.current_era && s.epochs.iter().all(|n| n.era != era + 1), "era {era} is not ended long ago");
         let e = &mut s.epochs[slot];
         e.state = Some(EpochState::Active);
         e.era = era;
@@ -996,7 +1000,7 @@ mod tests {
         let mut a = other(&b);
         // The same leak, at another slot and era: not new.
         a.epochs[1].refcount = 0;
-        stick(&mut a, 4, 5, Some("worker"), 90.0);
+        stick(&mut a, 4, 25, Some("worker"), 90.0);
         assert!(compare(&b, &a, &s).unwrap().regressions.is_empty());
         // A second one with that label: the younger is new.
         stick(&mut a, 7, 9, Some("worker"), 65.0);
@@ -1113,9 +1117,9 @@ result: no regression
                  container policies that block madvise(MADV_DONTNEED)",
                 "REGRESSION: RSS (976.6 KiB -> 1.1 MiB, +20.0%, threshold 10%) - the allocator's resident memory grew \
                  by only 0 B: most of the growth is outside it (thread stacks, other mappings, the program itself)",
-                "REGRESSION: new stuck epoch 2 \"background-worker-3\", era 7 (open 1m01s, refcount 1, holding 40 B in 1 \
-                 slabs) - a domain guard was never dropped: find where the domain \"background-worker-3\" is entered and \
-                 make every guard drop; tslab doctor",
+                "REGRESSION: new stuck epoch 2 \"background-worker-3\", era 7 (ended 1m01s ago, refcount 1, holding 40 B \
+                 in 1 slabs) - domain(s) opened in it never ended: find where the domain labelled \"background-worker-3\" \
+                 is created and make sure it is closed or dropped; tslab doctor",
                 "result: 3 regressions",
             ],
             "{text}"

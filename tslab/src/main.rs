@@ -93,7 +93,8 @@ enum Command {
     Doctor {
         #[command(flatten)]
         input: InputArgs,
-        /// Age after which an open epoch with live domain guards counts as stuck.
+        /// Seconds after which an epoch that has ended but is still held open by domains opened
+        /// in it (never ended) counts as stuck.
         #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
         stuck_after: f64,
     },
@@ -113,7 +114,8 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
         threads: u32,
-        /// Leak one domain guard (enter twice, exit once) so the doctor has a stuck epoch to find.
+        /// Leak one domain (opened on an epoch of its own, never ended) so the doctor has a stuck
+        /// epoch to find.
         #[arg(long)]
         leak: bool,
         /// Pause between requests (keeps the workload light on CPU).

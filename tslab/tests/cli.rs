@@ -139,6 +139,7 @@ fn subcommands_work_on_a_live_process() {
 
     let doctor = ok(&["doctor", "--pid", &pid, "--stuck-after", "0.1"], None);
     assert!(doctor.contains("background-worker-3") && doctor.contains("refcount 1"), "{doctor}");
+    assert!(doctor.contains("domain(s) opened here never ended"), "{doctor}");
 
     // watch into a pipe: plain key=value lines, as many as asked.
     let watch = ok(&["watch", "--pid", &pid, "--interval", "200ms", "--count", "3"], None);

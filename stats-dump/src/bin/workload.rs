@@ -25,7 +25,8 @@ struct Cli {
     /// Worker threads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     threads: u32,
-    /// Leak one domain guard (enter twice, exit once) so the doctor has a stuck epoch to find.
+    /// Leak one domain (opened on an epoch of its own, never ended) so the doctor has a stuck
+    /// epoch to find.
     #[arg(long)]
     leak: bool,
     /// Pause between requests, in milliseconds (keeps the demo light on CPU).
