@@ -330,7 +330,12 @@ fn process_families(out: &mut Exposition, s: &Snapshot, classes: &[&ClassStats],
         "Slabs taken for a size class from the pool or a new mapping.",
         Int(s.total_slabs_allocated),
     );
-    out.single("slabs_recycled_total", Counter, "Emptied slabs kept warm for reuse.", Int(s.total_slabs_recycled));
+    out.single(
+        "slabs_recycled_total",
+        Counter,
+        "Emptied slabs kept unpurged for reuse (warm pool or close reserve).",
+        Int(s.total_slabs_recycled),
+    );
     out.single(
         "cache_overflows_total",
         Counter,
@@ -369,7 +374,7 @@ fn process_families(out: &mut Exposition, s: &Snapshot, classes: &[&ClassStats],
     out.single(
         "active_epochs",
         Gauge,
-        "Ring slots holding an ACTIVE epoch (of 16).",
+        "Ring slots holding an ACTIVE epoch (of 16): the current one and ended epochs still held open by their domains.",
         Int(u64::from(s.active_epoch_count)),
     );
     out.single(
@@ -416,7 +421,7 @@ fn process_families(out: &mut Exposition, s: &Snapshot, classes: &[&ClassStats],
     out.single(
         "ring_overflows_total",
         Counter,
-        "Epochs opened while all 16 ring slots were ACTIVE, so that an active era passed.",
+        "Advances refused because all 16 ring slots held ACTIVE epochs (the current epoch stayed current).",
         Int(g.ring_overflows),
     );
     out.single("reclaimer_ticks_total", Counter, "Reclaimer passes run.", Int(g.reclaimer_ticks));
@@ -426,7 +431,7 @@ fn process_families(out: &mut Exposition, s: &Snapshot, classes: &[&ClassStats],
     out.family(
         "domain_misuse_total",
         Counter,
-        "Domain guard misuse by kind: out_of_order (not LIFO), wrong_thread, passed_era (entered after its epoch stopped being active), too_deep (nesting limit).",
+        "Domain guard misuse by kind: out_of_order (not LIFO), wrong_thread, passed_era (entered after the domain ended or its epoch closed), too_deep (nesting limit).",
         &[
             misuse("out_of_order", g.domain_misuse_out_of_order),
             misuse("wrong_thread", g.domain_misuse_wrong_thread),
@@ -523,7 +528,7 @@ fn class_families(out: &mut Exposition, classes: &[&ClassStats]) {
         classes,
         "class_empty_slabs_recycled_total",
         Counter,
-        "Emptied slabs of the size class kept warm for reuse.",
+        "Emptied slabs of the size class kept unpurged for reuse (warm pool or close reserve).",
         |c| Int(c.empty_slab_recycled),
     );
     out.per_class(
@@ -608,13 +613,13 @@ fn epoch_families(out: &mut Exposition, epochs: &[&EpochStats]) {
     out.family(
         "epoch_label_info",
         Gauge,
-        "Always 1; label is the domain label of the era in the ring slot (empty: none). Join on epoch.",
+        "Always 1; label is the label of the domains that joined the era in the ring slot ((shared): several labels; empty: none). Join on epoch.",
         &labels,
     );
     out.per_epoch(epochs, "epoch_age_seconds", Gauge, "Time since the era in the ring slot opened.", |e| {
         Some(Float(e.age_sec))
     });
-    out.per_epoch(epochs, "epoch_refcount", Gauge, "Live domain guards on the era in the ring slot.", |e| {
+    out.per_epoch(epochs, "epoch_refcount", Gauge, "Domains open in the era in the ring slot (not guards); above 0 on an era that is not current, domains never ended hold it open.", |e| {
         Some(Int(e.refcount))
     });
     out.per_epoch(
@@ -728,6 +733,11 @@ mod tests {
         serde_json::from_str(DEMO).unwrap()
     }
 
+    /// A registry entry with only its id and text (the per-label figures at their defaults).
+    fn label_entry(id: u32, label: &str) -> LabelEntry {
+        serde_json::from_value(serde_json::json!({ "id": id, "label": label })).unwrap()
+    }
+
     /// The series (name and labels) of every sample line.
     fn series(text: &str) -> Vec<&str> {
         text.lines()
@@ -826,7 +836,7 @@ mod tests {
         stray.epoch_id = 16;
         s.epochs.push(stray);
         s.epochs.push(s.epochs[5].clone());
-        s.label_registry = (0..40).map(|id| LabelEntry { id: id % 35, label: format!("l{id}") }).collect();
+        s.label_registry = (0..40).map(|id| label_entry(id % 35, &format!("l{id}"))).collect();
         let text = render(&s);
         let unique: HashSet<_> = series(&text).into_iter().collect();
         assert_eq!(unique.len(), series(&text).len(), "duplicate series");
@@ -864,7 +874,7 @@ mod tests {
         let nasty = String::from_utf8_lossy(b"q\"b\\s\nn\xff\xc3").into_owned();
         let mut s = demo();
         s.epochs[2].label = Some(nasty.clone());
-        s.label_registry.insert(0, LabelEntry { id: 1, label: nasty });
+        s.label_registry.insert(0, label_entry(1, &nasty));
         let text = render(&s);
         let escaped = "q\\\"b\\\\s\\nn\u{fffd}\u{fffd}";
         assert!(
