@@ -185,7 +185,9 @@ fn examples_validate() {
 fn fresh_snapshot_validates() {
     let c = Compiled::new();
 
-    let domain = temporal_slab::EpochDomain::new(Some("schema-test"));
+    // A domain on a fresh epoch of its own, so that the epoch carries its label (a domain opened
+    // with `EpochDomain::new` joins the current epoch, shared with whatever else opens domains).
+    let domain = temporal_slab::EpochDomain::on(temporal_slab::epoch::advance(), Some("schema-test"));
     let (kept, freed) = {
         let _in = domain.enter();
         let kept: Vec<Vec<u8>> = (0..2_000).map(|i| vec![i as u8; 1 + (i * 37) % 3_000]).collect();
@@ -193,7 +195,9 @@ fn fresh_snapshot_validates() {
         (kept, freed)
     };
     drop(freed);
+    // Ending the domain and then the epoch closes it (CLOSING, with its label).
     domain.close();
+    temporal_slab::epoch::advance();
     // Some allocations outside the domain too, and a large one.
     let outside: Vec<String> = (0..1_000).map(|i| format!("outside-{i}")).collect();
     let large = vec![7u8; 1 << 20];
@@ -294,6 +298,9 @@ fn edge_values_are_accepted() {
     doc["epochs"][0]["reclamation_yield"] = json!(1.0);
     doc["epochs"][1]["reclamation_yield"] = json!(0);
     doc["epochs"][2]["label"] = json!("x".repeat(31));
+    // An epoch that domains of several labels joined.
+    doc["epochs"][3]["label"] = json!("(shared)");
+    doc["epochs"][3]["refcount"] = json!(10_000);
     doc["classes"][0]["fragmentation_ratio"] = json!(1.0);
     doc["classes"][0]["recycle_rate_pct"] = json!(100.0);
     doc["global"]["madvise_calls"] = json!(u64::MAX);
