@@ -62,14 +62,27 @@ pub fn is_stuck(s: &Snapshot, e: &EpochStats, stuck_after: f64) -> bool {
     ended_for(s, e).is_some_and(|t| t >= stuck_after)
 }
 
-/// Where to look for the domains that hold epoch row `e` open, for a fix text.
-pub fn suspect_domains(e: &EpochStats) -> String {
-    match e.label.as_deref() {
+/// Where to look for the domains that hold epoch row `e` of `s` open, for a fix text: the domain
+/// labelled X; for an epoch that domains of several labels (or none) joined, the labels that
+/// have domains open now, from the label registry.
+pub fn suspect_domains(s: &Snapshot, e: &EpochStats) -> String {
+    let which = match e.label.as_deref() {
         Some(SHARED_LABEL_TEXT) => {
-            "the domains opened while this epoch was current (domains of several labels joined it)".into()
+            "the domains opened while this epoch was current (domains of several labels joined it)"
         }
-        Some(l) => format!("the domain labelled {l:?}"),
-        None => "the unlabelled domains opened while this epoch was current".into(),
+        Some(l) => return format!("the domain labelled {l:?}"),
+        None => "the unlabelled domains opened while this epoch was current",
+    };
+    let open: Vec<String> = s
+        .label_registry
+        .iter()
+        .filter(|l| l.open_domains > 0)
+        .map(|l| format!("{:?} ({} open)", l.label, l.open_domains))
+        .collect();
+    if open.is_empty() {
+        which.to_string()
+    } else {
+        format!("{which}; labels with domains open now: {}", open.join(", "))
     }
 }
 
@@ -99,7 +112,7 @@ pub fn diagnose(s: &Snapshot, stuck_after: f64) -> Vec<Finding> {
                      dropped (EpochDomain::close, drop, or auto_close(true) with its guards dropped; \
                      tslab_domain_close or tslab_domain_destroy in C)",
                     e.refcount,
-                    suspect_domains(e)
+                    suspect_domains(s, e)
                 ),
             });
         }
@@ -262,6 +275,9 @@ mod tests {
         s.current_epoch = 3;
         let cur = &mut s.epochs[3];
         (cur.state, cur.era, cur.refcount, cur.age_sec) = (Some(EpochState::Active), 100, open, 500.0);
+        for l in &mut s.label_registry {
+            l.open_domains = 0;
+        }
         s.total_madvise_failures = 0;
         s.global.epoch_close_scanned_slabs = 0;
         s.global.domain_misuse_out_of_order = 0;
@@ -327,5 +343,12 @@ mod tests {
         let held: Vec<_> = f.iter().filter(|f| f.what.contains("held open")).collect();
         assert_eq!(held.len(), 1, "{f:?}");
         assert!(held[0].fix.starts_with("2 domain(s)") && held[0].fix.contains("several labels"), "{f:?}");
+        assert!(!held[0].fix.contains("open now"), "{f:?}");
+        // The registry says which labels have domains open now.
+        s.label_registry[1].open_domains = 2;
+        let f = diagnose(&s, 1.0);
+        let fix = &f.iter().find(|f| f.what.contains("held open")).unwrap().fix;
+        let l = &s.label_registry[1].label;
+        assert!(fix.contains(&format!("labels with domains open now: {l:?} (2 open)")), "{fix}");
     }
 }

@@ -493,7 +493,7 @@ fn stuck_regression(s: &Snapshot, e: &EpochStats) -> Regression {
         look_at: format!(
             "domain(s) opened in it never ended: find where {}{unlabelled} is created and make sure it is closed or \
              dropped; tslab doctor",
-            doctor::suspect_domains(e)
+            doctor::suspect_domains(s, e)
         ),
     }
 }
@@ -977,12 +977,12 @@ mod tests {
         assert_eq!(whats(&r), ["new stuck epoch 3 \"old-leak\", era 56"]);
         // Open in BEFORE but younger than --stuck-after, stuck in AFTER: new.
         let mut b2 = base();
-        stick(&mut b2, 5, 9, None, 59.0);
+        stick(&mut b2, 5, 29, None, 59.0);
         let mut a2 = b2.clone();
         a2.timestamp_ns += 2_000_000_000;
         a2.epochs[5].age_sec = 61.0;
         let r = compare(&b2, &a2, &s).unwrap();
-        assert_eq!(whats(&r), ["new stuck epoch 5, era 9"]);
+        assert_eq!(whats(&r), ["new stuck epoch 5, era 29"]);
         assert!(r.regressions[0].look_at.contains("unlabelled"));
         // CLOSING or without guards: not stuck.
         a2.epochs[5].refcount = 0;
@@ -996,15 +996,15 @@ mod tests {
     fn new_stuck_epochs_of_two_processes_match_by_label() {
         let s = settings();
         let mut b = base();
-        stick(&mut b, 1, 2, Some("worker"), 100.0);
+        stick(&mut b, 1, 22, Some("worker"), 100.0);
         let mut a = other(&b);
         // The same leak, at another slot and era: not new.
         a.epochs[1].refcount = 0;
         stick(&mut a, 4, 25, Some("worker"), 90.0);
         assert!(compare(&b, &a, &s).unwrap().regressions.is_empty());
         // A second one with that label: the younger is new.
-        stick(&mut a, 7, 9, Some("worker"), 65.0);
-        assert_eq!(whats(&compare(&b, &a, &s).unwrap()), ["new stuck epoch 7 \"worker\", era 9"]);
+        stick(&mut a, 7, 39, Some("worker"), 65.0);
+        assert_eq!(whats(&compare(&b, &a, &s).unwrap()), ["new stuck epoch 7 \"worker\", era 39"]);
     }
 
     #[test]
@@ -1064,32 +1064,32 @@ mod tests {
         a.rss_bytes_current = 1_050_000;
         let text = rendered(&b, &a, &settings());
         let expected = "\
-tslab diff: b.json (pid 6532, 2026-11-23T12:21:38.749Z) -> a.json (pid 6532, 2026-11-23T12:21:40.249Z): same process, 1.5 s apart
+tslab diff: b.json (pid 16511, 2026-12-03T08:34:22.956Z) -> a.json (pid 16511, 2026-12-03T08:34:24.456Z): same process, 1.5 s apart
 threshold 10%, stuck after 1m00s
 
                             before      after     change  change %
 RSS                      976.6 KiB    1.0 MiB  +48.8 KiB     +5.0%
-allocator resident       328.0 KiB  328.0 KiB        0 B      0.0%
-allocator mapped           8.1 MiB    8.1 MiB        0 B      0.0%
-slab resident            164.0 KiB  164.0 KiB        0 B      0.0%
-live bytes in slabs        3.0 KiB    3.0 KiB        0 B      0.0%
-live large objects             0 B        0 B        0 B      0.0%
-slabs in use                    38         38          0      0.0%
-fragmentation                98.2%      98.2%     0.0 pp      0.0%
+allocator resident         2.1 MiB    2.1 MiB        0 B      0.0%
+allocator mapped          12.6 MiB   12.6 MiB        0 B      0.0%
+slab resident              1.5 MiB    1.5 MiB        0 B      0.0%
+live bytes in slabs      628.2 KiB  628.2 KiB        0 B      0.0%
+live large objects       468.8 KiB  468.8 KiB        0 B      0.0%
+slabs in use                   136        136          0      0.0%
+fragmentation                58.9%      58.9%     0.0 pp      0.0%
 allocations                 100000     150000     +50000    +50.0%
 slow-path hits                3500       4000       +500    +14.3%
   cache miss (new slab)       3500       4000       +500    +14.3%
   epoch changed                  0          0          0      0.0%
 slow-path rate                3.5%       2.7%    -0.8 pp    -23.8%
   in the interval             3.5%       1.0%    -2.5 pp    -71.4%
-madvise calls                 9799       9799          0      0.0%
-purged                    63.0 MiB   63.0 MiB        0 B      0.0%
+madvise calls                    0          0          0      0.0%
+purged                         0 B        0 B        0 B      0.0%
 madvise failures                 0          0          0      0.0%
-epoch closes                   912        912          0      0.0%
+epoch closes                    15         15          0      0.0%
 reclamation yield              n/a        n/a        n/a       n/a
   in the interval              n/a        n/a        n/a       n/a
-active epochs                    4          4          0      0.0%
-closing epochs                  12         12          0      0.0%
+active epochs                    2          2          0      0.0%
+closing epochs                  14         14          0      0.0%
 stuck epochs (>= 1m00s)          0          0          0      0.0%
 domain misuses                   0          0          0      0.0%
 
@@ -1105,7 +1105,7 @@ result: no regression
         let mut a = other(&b);
         a.rss_bytes_current = 1_200_000;
         a.total_madvise_failures = 2;
-        stick(&mut a, 2, 7, Some("background-worker-3"), 61.0);
+        stick(&mut a, 2, 37, Some("background-worker-3"), 61.0);
         let text = rendered(&b, &a, &settings());
         let tail: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("note:")).collect();
         assert!(text.lines().next().unwrap().ends_with("): two processes"), "{text}");
@@ -1117,8 +1117,8 @@ result: no regression
                  container policies that block madvise(MADV_DONTNEED)",
                 "REGRESSION: RSS (976.6 KiB -> 1.1 MiB, +20.0%, threshold 10%) - the allocator's resident memory grew \
                  by only 0 B: most of the growth is outside it (thread stacks, other mappings, the program itself)",
-                "REGRESSION: new stuck epoch 2 \"background-worker-3\", era 7 (ended 1m01s ago, refcount 1, holding 40 B \
-                 in 1 slabs) - domain(s) opened in it never ended: find where the domain labelled \"background-worker-3\" \
+                "REGRESSION: new stuck epoch 2 \"background-worker-3\", era 37 (ended 1m01s ago, refcount 1, holding 1.7 \
+                 KiB in 6 slabs) - domain(s) opened in it never ended: find where the domain labelled \"background-worker-3\" \
                  is created and make sure it is closed or dropped; tslab doctor",
                 "result: 3 regressions",
             ],

@@ -852,11 +852,14 @@ mod tests {
     #[test]
     fn epoch_state_is_one_hot_and_label_only_on_its_info_family() {
         let text = render(&demo());
-        assert!(text.contains("temporal_slab_epoch_state{epoch=\"2\",state=\"ACTIVE\"} 1\n"));
-        assert!(text.contains("temporal_slab_epoch_state{epoch=\"2\",state=\"CLOSING\"} 0\n"));
+        // The example: the current epoch (era 6) in slot 5, a closed one in slot 0, slot 9 unused.
+        assert!(text.contains("temporal_slab_epoch_state{epoch=\"5\",state=\"ACTIVE\"} 1\n"));
+        assert!(text.contains("temporal_slab_epoch_state{epoch=\"5\",state=\"CLOSING\"} 0\n"));
         assert!(text.contains("temporal_slab_epoch_state{epoch=\"0\",state=\"CLOSING\"} 1\n"));
         assert!(text.contains("temporal_slab_epoch_state{epoch=\"9\",state=\"UNUSED\"} 1\n"));
-        assert!(text.contains("temporal_slab_epoch_era{epoch=\"2\"} 3\n"));
+        assert!(text.contains("temporal_slab_epoch_era{epoch=\"5\"} 6\n"));
+        // An epoch that domains of several labels joined.
+        assert!(text.contains("temporal_slab_epoch_label_info{epoch=\"2\",label=\"(shared)\"} 1\n"));
         for line in text.lines().filter(|l| l.contains("label=\"")) {
             assert!(
                 line.starts_with("temporal_slab_epoch_label_info{")
@@ -864,7 +867,11 @@ mod tests {
             );
         }
         // No yield before any scan: no sample, and no empty family either.
-        assert!(!text.contains("reclamation_yield"));
+        let mut unscanned = demo();
+        for e in &mut unscanned.epochs {
+            e.reclamation_yield = None;
+        }
+        assert!(!render(&unscanned).contains("reclamation_yield"));
     }
 
     /// Labels as the allocator makes them from raw bytes (lossy UTF-8), with every character

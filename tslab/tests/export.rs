@@ -207,8 +207,8 @@ fn golden_text_is_well_formed_and_promtool_finds_nothing() {
     ] {
         assert!(types.contains_key(name), "{name} missing");
     }
-    assert!(golden.contains("temporal_slab_snapshot_timestamp_seconds 1795436175.538369416\n"));
-    assert!(golden.contains("temporal_slab_class_live_bytes{class=\"8\"} 8\n"));
+    assert!(golden.contains("temporal_slab_snapshot_timestamp_seconds 1796286863.381956342\n"));
+    assert!(golden.contains("temporal_slab_class_live_bytes{class=\"8\"} 16\n"));
 }
 
 /// A started `tslab workload`, killed on drop (also when the test fails).
