@@ -39,6 +39,8 @@ pub(crate) struct HeapStats {
     /// so only the sum over heaps means anything), and bytes allocated by this thread inside
     /// domains of the label (object sizes, counted at every enter and exit).
     pub(crate) label_opened: [AtomicU64; MAX_LABELS],
+    /// Bytes (object sizes) this thread allocated, all classes.
+    pub(crate) alloc_bytes: AtomicU64,
     pub(crate) label_ended: [AtomicU64; MAX_LABELS],
     pub(crate) label_bytes: [AtomicU64; MAX_LABELS],
 }

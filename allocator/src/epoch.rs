@@ -59,6 +59,7 @@ pub fn advance() -> EpochId {
     GEN.fetch_add(1, Ordering::Release);
     drop(g);
     end(old, crate::os::monotonic_ns());
+    close_ended();
     EpochId(new)
 }
 
@@ -165,14 +166,28 @@ pub(crate) fn join(era: u64) -> bool {
 }
 
 /// A domain that joined `era` ends; the last one out of an ENDED epoch closes it.
+///
+/// No fence here (a domain's end is on every request's path): a leaver that reads the epoch as
+/// still ACTIVE, or reads another thread's count before its decrement, leaves the close to
+/// someone else. The last leaver of an epoch that ended before it closes it at once (it sees
+/// ENDED and its own decrement); any epoch left ENDED with no open domain is closed by the next
+/// [`advance`] or reclaimer tick (`close_ended`), so the close is at most ~100 ms late.
 pub(crate) fn leave(era: u64) {
     crate::heap::add_domain(slot_of(era), -1);
-    // SeqCst: pairs with the fences of other leavers and of `end`, so that of two domains ending
-    // at once, at least the later one sees both counts fall.
-    fence(Ordering::SeqCst);
     let slot = &RING[slot_of(era)];
     if slot.era.load(Ordering::Relaxed) == era && slot.state.load(Ordering::Relaxed) == ENDED {
         try_close(era, crate::os::monotonic_ns());
+    }
+}
+
+/// Closes every ENDED epoch whose domains have all ended (see [`leave`]).
+pub(crate) fn close_ended() {
+    for slot in &RING {
+        if slot.state.load(Ordering::Relaxed) == ENDED {
+            // SeqCst: orders this thread's earlier reads before the counts' loads, like `end`.
+            fence(Ordering::SeqCst);
+            try_close(slot.era.load(Ordering::Relaxed), crate::os::monotonic_ns());
+        }
     }
 }
 
@@ -231,6 +246,7 @@ fn finish_close(era: u64, t0: u64) {
 /// and their buckets close). Leaves it alone when fewer than two ring slots are free, so that
 /// long-lived domains never make the ring overflow: their neighbours then share a longer bucket.
 pub(crate) fn rotate_bucket(now_ns: u64) {
+    close_ended();
     let cur = CURRENT_ERA.load(Ordering::Relaxed);
     let slot = &RING[slot_of(cur)];
     if !slot.joined.load(Ordering::Relaxed) || now_ns.saturating_sub(slot.opened_ns.load(Ordering::Relaxed)) < BUCKET_NS
@@ -245,6 +261,7 @@ pub(crate) fn rotate_bucket(now_ns: u64) {
         })
         .count();
     if free >= 2 {
+        slot.rotated.store(true, Ordering::Relaxed);
         advance();
     } else {
         GLOBAL.bucket_extensions.fetch_add(1, Ordering::Relaxed);

@@ -32,7 +32,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::counters::{bump_owned, HeapStats, GLOBAL, MAX_LABELS};
 use crate::os::{PageSource, OS};
-use crate::ring::{count_close_sweep, is_active, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
+use crate::ring::{count_close_sweep, is_active, routes_to, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
 use crate::segment::{self, header_of, slab_of, Common};
 use crate::size_class::{SizeClass, NUM_CLASSES};
 use crate::slab::{FreeObj, SlabMeta, SlabState};
@@ -106,7 +106,7 @@ pub(crate) fn set_domain(era: u64, label: u8) {
     // SAFETY: our own live heap; `gen`, `era` and the label fields are owner-only.
     let heap = unsafe { &*h };
     heap.charge_label(label);
-    let want = if era != 0 && is_active(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
+    let want = if era != 0 && routes_to(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
     if heap.era.get() != want {
         heap.gen.set(0);
     }
@@ -296,9 +296,7 @@ impl Heap {
         }
         #[cfg(feature = "stats")]
         {
-            let total: u64 = SizeClass::all()
-                .map(|c| c.pick(&self.stats.allocs).load(Ordering::Relaxed).wrapping_mul(c.object_size() as u64))
-                .fold(0, u64::wrapping_add);
+            let total = self.stats.alloc_bytes.load(Ordering::Relaxed);
             if cur != 0 {
                 let c = &self.stats.label_bytes[cur as usize - 1];
                 c.store(
@@ -309,6 +307,19 @@ impl Heap {
             self.label_mark.set(total);
         }
         self.label.set(new);
+    }
+
+    /// Counts one allocation of `class`: its per-class count, and the thread's allocated bytes
+    /// that per-label figures are charged from (`charge_label`: O(1) at every domain enter and
+    /// exit, instead of a pass over the classes).
+    #[inline(always)]
+    fn count_alloc(&self, class: SizeClass) {
+        bump_owned(class.pick(&self.stats.allocs));
+        #[cfg(feature = "stats")]
+        {
+            let b = &self.stats.alloc_bytes;
+            b.store(b.load(Ordering::Relaxed).wrapping_add(class.object_size() as u64), Ordering::Relaxed);
+        }
     }
 
     /// Fast path: one object of `class` from the current bin's free list. `None` means "take
@@ -332,7 +343,7 @@ impl Heap {
         slab.free.set(unsafe { (*obj).next });
         // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
         slab.set_used(slab.used().wrapping_add(1));
-        bump_owned(class.pick(&self.stats.allocs));
+        self.count_alloc(class);
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(obj.cast()) })
     }
@@ -349,7 +360,7 @@ impl Heap {
             // Not a slow-path event: the bin's never-used (bump) region serves the object.
             // SAFETY: bins hold slabs this heap owns.
             if let Some(got) = unsafe { slab.as_ref() }.pop() {
-                bump_owned(&self.stats.allocs[c]);
+                self.count_alloc(class);
                 return Some(got);
             }
         }
@@ -375,12 +386,12 @@ impl Heap {
                 }
                 self.bins[c].set(ptr::from_ref(slab).cast_mut());
                 let got = slab.pop()?;
-                bump_owned(&self.stats.allocs[c]);
+                self.count_alloc(class);
                 GLOBAL.slab_bytes_taken.fetch_add(crate::size_class::SLAB_SIZE as u64, Ordering::Relaxed);
                 return Some(got);
             }
         };
-        bump_owned(&self.stats.allocs[c]);
+        self.count_alloc(class);
         Some(got)
     }
 
@@ -572,7 +583,7 @@ impl Heap {
         // Acquire: pairs with the Release increments of GEN in `epoch`.
         self.gen.set(GEN.load(Ordering::Acquire));
         let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);
-        if want == 0 || !is_active(want) {
+        if want == 0 || !routes_to(want) {
             want = CURRENT_ERA.load(Ordering::Acquire);
         }
         let old = self.era.get();

@@ -76,6 +76,9 @@ pub(crate) struct Slot {
     ///
     /// [`BUCKET_NS`]: crate::epoch::BUCKET_NS
     pub(crate) joined: AtomicBool,
+    /// The reclaimer ended this era as a time bucket (not the program, through `advance`): its
+    /// domains' allocations then go to the current epoch (see [`routes_to`]).
+    pub(crate) rotated: AtomicBool,
     /// Purge the era's empty slabs when it closes instead of keeping them (`epoch::close_purge`).
     pub(crate) purge_on_close: AtomicBool,
     /// CLOCK_MONOTONIC ns when the era opened.
@@ -116,6 +119,7 @@ impl Slot {
             state: AtomicU8::new(state),
             joined: AtomicBool::new(false),
             purge_on_close: AtomicBool::new(false),
+            rotated: AtomicBool::new(false),
             opened_ns: Z,
             close_seq: Z,
             label: AtomicU64::new(NO_LABEL),
@@ -141,6 +145,7 @@ impl Slot {
         self.label.store(NO_LABEL, Ordering::Relaxed);
         self.joined.store(false, Ordering::Relaxed);
         self.purge_on_close.store(false, Ordering::Relaxed);
+        self.rotated.store(false, Ordering::Relaxed);
         for c in [
             &self.close_calls,
             &self.close_scanned_slabs,
@@ -222,6 +227,16 @@ pub(crate) fn is_active(era: u64) -> bool {
     let slot = &RING[slot_of(era)];
     let state = slot.state.load(Ordering::Relaxed);
     slot.era.load(Ordering::Relaxed) == era && (state == ACTIVE || state == ENDED)
+}
+
+/// Whether a thread inside a domain of `era` allocates in `era` (else in the current epoch): an
+/// epoch that takes allocations and that the reclaimer has not rotated out as a time bucket. A
+/// request that outlives its bucket allocates its last objects in the next bucket, so a thread
+/// keeps one set of partly used slabs, not one per bucket its open requests began in (its
+/// bucket still closes only when the request ends).
+#[inline]
+pub(crate) fn routes_to(era: u64) -> bool {
+    is_active(era) && !RING[slot_of(era)].rotated.load(Ordering::Relaxed)
 }
 
 /// The current epoch.

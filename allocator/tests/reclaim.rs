@@ -155,9 +155,13 @@ fn lifetime_mixed_churn_stays_bounded() {
         "lifetime-mixed: RSS every 50 cycles (KiB): {:?}; slabs pinned by long-lived objects: {pinned}",
         rss_at.iter().map(|r| r / 1024).collect::<Vec<_>>()
     );
-    // Steady state after the first window: RSS stays within 10% from cycle 100 to 300.
-    let (first, last) = (rss_at[1], *rss_at.last().unwrap());
-    assert!(last as f64 <= first as f64 * 1.10, "RSS grew from {first} to {last} with a steady live set");
+    // Steady state after the first window: no growth from cycles 100-150 to 250-300. The
+    // readings move by up to ~20% with how many empty slabs the reserve holds at that instant
+    // (about one cycle's 9.6 MB working set comes and goes); pinning grew without bound (to
+    // ~200 MB when survivors pinned their slabs).
+    let early = rss_at[1].max(rss_at[2]);
+    let late = rss_at[4].max(rss_at[5]);
+    assert!(late as f64 <= early as f64 * 1.25, "RSS grew from {early} to {late} with a steady live set");
 }
 
 #[test]

@@ -156,7 +156,7 @@ pub fn run(p: &Params, epochs: bool, idle: Option<Duration>) -> Result<Outcome, 
             survivor_bytes += vec_bytes(&survivors);
             let held = kept_bytes + survivor_bytes + work_bytes + vec_bytes(&work) + deque_bytes(&queue);
             live_peak = live_peak.max(held);
-            check = check.wrapping_add(work.iter().step_by(97).map(Obj::probe).sum::<u64>());
+            check = work.iter().step_by(97).map(Obj::probe).fold(check, u64::wrapping_add);
             work.clear();
             kept_bytes += survivor_bytes;
             queue.push_back((survivors, survivor_bytes));
