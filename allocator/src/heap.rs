@@ -452,11 +452,13 @@ impl Heap {
         Some(false)
     }
 
-    /// Puts a non-empty slab with room on the right list: its epoch's partial list if that epoch
-    /// still takes allocations, else its class's recycling list.
+    /// Puts a non-empty slab with room on the right list: its epoch's partial list if threads
+    /// still allocate in that epoch, else its class's recycling list (a closed epoch, or a time
+    /// bucket the reclaimer rotated out: no allocation goes there any more, see
+    /// `ring::routes_to`, so its free room serves the current epoch).
     fn file_partial(&self, slab: &SlabMeta) {
         let era = slab.era.load(Ordering::Relaxed);
-        if is_active(era) {
+        if routes_to(era) {
             slab.set_state(SlabState::Partial);
             push(&self.partial[slot_of(era)][slab.class().index()], slab);
         } else {
@@ -616,12 +618,18 @@ impl Heap {
             }
             self.era.set(want);
             self.evict_stale(slot_of(want), want);
+            if !closed && !routes_to(old) && slot_of(old) != slot_of(want) {
+                // A rotated-out time bucket: its domains now allocate in the current epoch, so
+                // its partly used slabs would sit unused until it closes. Recycle them now.
+                self.evict_stale(slot_of(old), 0);
+            }
         }
         self.sweep_closed();
         changed
     }
 
-    /// Moves slabs of older eras off the partial lists of `slot` (the ring wrapped onto it).
+    /// Moves slabs of other eras than `era` off the partial lists of `slot` to the recycling
+    /// lists (the ring wrapped onto it; with `era` 0, all of them).
     fn evict_stale(&self, slot: usize, era: u64) {
         for head in &self.partial[slot] {
             let mut p = head.get();
