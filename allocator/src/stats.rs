@@ -119,7 +119,7 @@ pub struct EpochStats {
     pub opened_ns: u64,
     /// Seconds since the era opened, as of the snapshot.
     pub age_sec: f64,
-    /// Live domain guards on this era (gauge).
+    /// Domains open in this era: opened in it and not yet ended (gauge; guards are not counted).
     pub refcount: u64,
     /// The era's domain label, if any (serialized `""` when none).
     #[serde(serialize_with = "ser_label", deserialize_with = "de_label")]
@@ -264,7 +264,8 @@ pub struct GlobalStats {
     pub heaps: u64,
     /// Automatic epoch advances (counter).
     pub auto_advances: u64,
-    /// Epochs opened while all 16 ring slots were ACTIVE, so that an active era passed (counter).
+    /// `epoch::advance` calls that found every ring slot held by epochs with open domains, so the
+    /// current epoch stayed current (counter).
     pub ring_overflows: u64,
     /// Labels that did not fit in the registry and got the overflow label (counter).
     pub label_overflows: u64,

@@ -126,7 +126,8 @@ pub extern "C" fn tslab_epoch_current() -> u64 {
     epoch::current().era()
 }
 
-/// `tslab_epoch_advance`: makes the current epoch CLOSING, opens the next; returns its era.
+/// `tslab_epoch_advance`: ends the current epoch (it closes once no domain is open in it) and
+/// opens the next; returns its era.
 #[no_mangle]
 pub extern "C" fn tslab_epoch_advance() -> u64 {
     epoch::advance().era()
@@ -143,8 +144,9 @@ pub extern "C" fn tslab_epoch_state(era: u64) -> c_int {
     }
 }
 
-/// `tslab_epoch_close`: closes the epoch (advancing first if it is the current one) and gives
-/// its empty slabs back to the OS. 0, or -1 (nothing done) when `era` names no epoch in the
+/// `tslab_epoch_close`: closes the epoch (advancing first if it is the current one; with domains
+/// open in it, when the last of them ends): its partly used slabs are recycled and its empty ones
+/// wait unpurged for the next phase (purged when the program is idle). 0, or -1 (nothing done) when `era` names no epoch in the
 /// ring.
 #[no_mangle]
 pub extern "C" fn tslab_epoch_close(era: u64) -> c_int {
