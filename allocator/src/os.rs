@@ -257,6 +257,17 @@ pub(crate) fn env_is_off(name: &core::ffi::CStr) -> bool {
     matches!(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes(), b"0" | b"off" | b"false" | b"no")
 }
 
+/// A pointer that leads nowhere valid: a double free, a foreign pointer or memory corruption.
+/// Continuing would corrupt the heap, so stop here, without allocating.
+#[cold]
+pub(crate) fn invalid_pointer() -> ! {
+    const MSG: &[u8] =
+        b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
+    // SAFETY: writing a static buffer to stderr has no preconditions.
+    unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
+    std::process::abort()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,15 +307,4 @@ mod tests {
         // SAFETY: mapped above.
         unsafe { f.unmap(p, 4096) };
     }
-}
-
-/// A pointer that leads nowhere valid: a double free, a foreign pointer or memory corruption.
-/// Continuing would corrupt the heap, so stop here, without allocating.
-#[cold]
-pub(crate) fn invalid_pointer() -> ! {
-    const MSG: &[u8] =
-        b"temporal-slab: free of a pointer this allocator did not return (or heap corruption); aborting\n";
-    // SAFETY: writing a static buffer to stderr has no preconditions.
-    unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
-    std::process::abort()
 }
