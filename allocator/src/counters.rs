@@ -6,9 +6,7 @@
 //! OS and epoch counters are process-wide Relaxed atomics ([`GLOBAL`]). No ordering is implied
 //! between counters: a snapshot is not atomic across them.
 
-use core::sync::atomic::AtomicU64;
-#[cfg(feature = "stats")]
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::size_class::NUM_CLASSES;
 
@@ -23,9 +21,16 @@ const SLOTS: usize = 16;
 #[inline]
 pub(crate) fn bump_owned(c: &AtomicU64) {
     #[cfg(feature = "stats")]
-    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    add_owned(c, 1);
     #[cfg(not(feature = "stats"))]
     let _ = c;
+}
+
+/// Adds `n` (wrapping) to a word that only the calling thread writes: a Relaxed load and store,
+/// no read-modify-write. Not gated by the `stats` feature (domain counts depend on it).
+#[inline]
+pub(crate) fn add_owned(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
 /// Counters of one thread heap, written only by its owner.

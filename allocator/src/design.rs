@@ -37,7 +37,7 @@
 //! - **Size classes** (`size_class.rs`): 44 classes from 8 B to 32 KiB, at most 25% apart from
 //!   32 B up. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
 //!   whose size is a multiple of `align` serves that alignment.
-//! - **Thread heaps** (`heap.rs`): per thread, per class one bin (allocation slab), partial lists
+//! - **Thread heaps** (`heap/`: the heap, `domains.rs` its domain bookkeeping, `epochs.rs` how it follows the epochs): per thread, per class one bin (allocation slab), partial lists
 //!   per (epoch slot, class), a recycling list per class for slabs of closed epochs.
 //! - **Global slab pool** (`segment.rs`): purged empty slabs, and the *reserve* of empty unpurged
 //!   slabs. The reserve keeps at least 256 slabs (16 MiB) and, once phases have been marked, as

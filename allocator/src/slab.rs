@@ -28,7 +28,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, 
 use crate::size_class::{SizeClass, SLAB_SIZE};
 use crate::size_class::{SEGMENT_SIZE, SLAB_SHIFT};
 
-/// The heap that owns a slab, opaque here: heaps live above slabs (`heap.rs` casts).
+/// The heap that owns a slab, opaque here: heaps live above slabs (`heap/mod.rs` casts).
 pub(crate) enum OwnerHeap {}
 
 /// Offset of the slab metadata array in its segment's header (checked in `segment.rs`).

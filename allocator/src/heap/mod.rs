@@ -28,18 +28,21 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-use crate::counters::{bump_owned, HeapStats, GLOBAL, MAX_LABELS};
+use crate::counters::{bump_owned, HeapStats, GLOBAL};
 use crate::os::{PageSource, OS};
-use crate::ring::{count_close_sweep, is_active, routes_to, slot_of, Slot, CURRENT_ERA, EPOCH_SLOTS, GEN, RING};
+use crate::ring::{is_active, routes_to, slot_of, Slot, EPOCH_SLOTS, GEN};
 use crate::segment::{self, header_of, slab_of, Common};
 use crate::size_class::{SizeClass, NUM_CLASSES};
 use crate::slab::{FreeObj, SlabMeta, SlabState};
 use crate::sync::SpinLock;
 
-/// A domain's label id when it has none.
-pub(crate) const NO_LABEL_ID: u8 = u8::MAX;
+mod domains;
+mod epochs;
+
+pub(crate) use domains::{add_domain, count_domain_label, domain_sum, set_domain, NO_LABEL_ID};
+pub(crate) use epochs::sweep_after_close;
 
 const LIVE: u8 = 0;
 const PARKED: u8 = 1;
@@ -68,7 +71,7 @@ pub(crate) struct Heap {
     seen_close: [Cell<u64>; EPOCH_SLOTS],
     /// Shared (written by the owner only, Relaxed load + store; summed by `domain_sum`): per ring
     /// slot, domains opened minus domains ended on this thread, as a wrapping i64.
-    domains: [core::sync::atomic::AtomicU64; EPOCH_SLOTS],
+    domains: [AtomicU64; EPOCH_SLOTS],
     /// Shared: objects freed by other threads into this heap's notify-mode slabs.
     pending: AtomicPtr<FreeObj>,
     /// Shared: LIVE, PARKED or CLAIMED.
@@ -91,68 +94,6 @@ thread_local! {
     static GUARD: ParkOnExit = const { ParkOnExit };
     /// The era of the innermost domain this thread is in (0: none); see `domain.rs`.
     static DOMAIN_ERA: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Sends this thread's allocations to `era` (0: back to the global current epoch) and charges
-/// its allocations from now on to `label` ([`NO_LABEL_ID`]: none). The heap switches slabs at its
-/// next allocation only when the epoch it should allocate in changes: entering a domain of the
-/// thread's current epoch costs no refresh.
-pub(crate) fn set_domain(era: u64, label: u8) {
-    let _ = DOMAIN_ERA.try_with(|d| d.set(era));
-    let h = current_if_any();
-    if h.is_null() {
-        return;
-    }
-    // SAFETY: our own live heap; `gen`, `era` and the label fields are owner-only.
-    let heap = unsafe { &*h };
-    heap.charge_label(label);
-    let want = if era != 0 && routes_to(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
-    if heap.era.get() != want {
-        heap.gen.set(0);
-    }
-}
-
-/// Adds `delta` to this thread's count of open domains in ring slot `slot` (a thread without a
-/// heap of its own uses a shared atomic).
-pub(crate) fn add_domain(slot: usize, delta: i64) {
-    let h = current();
-    if h.is_null() {
-        GLOBAL.domains_fallback[slot].fetch_add(delta as u64, Ordering::Relaxed);
-        return;
-    }
-    // SAFETY: our own live heap; only its owner writes `domains`.
-    let c = unsafe { &(*h).domains[slot] };
-    c.store(c.load(Ordering::Relaxed).wrapping_add(delta as u64), Ordering::Relaxed);
-}
-
-/// Domains open in ring slot `slot`: the sum of every heap's count (see `epoch.rs` for why a sum
-/// read while domains end is never too low once the epoch has ended).
-pub(crate) fn domain_sum(slot: usize) -> i64 {
-    let mut sum = GLOBAL.domains_fallback[slot].load(Ordering::Relaxed);
-    // Acquire: pairs with the Release CAS in `push_heap`.
-    let mut h = HEAPS.load(Ordering::Acquire);
-    while !h.is_null() {
-        // SAFETY: heaps are valid forever; `domains` holds only atomics.
-        let heap = unsafe { &*h };
-        sum = sum.wrapping_add(heap.domains[slot].load(Ordering::Relaxed));
-        h = heap.next.load(Ordering::Acquire);
-    }
-    sum as i64
-}
-
-/// Counts a domain of `label` opened (`true`) or ended on this thread.
-pub(crate) fn count_domain_label(label: Option<u8>, opened: bool) {
-    let Some(i) = label.map(usize::from).filter(|&i| i < MAX_LABELS) else { return };
-    let h = current();
-    if h.is_null() {
-        let g = if opened { &GLOBAL.label_opened_fallback } else { &GLOBAL.label_ended_fallback };
-        g[i].fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    // SAFETY: our own live heap; only its owner writes its counters.
-    let s = unsafe { &(*h).stats };
-    let c = if opened { &s.label_opened[i] } else { &s.label_ended[i] };
-    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 struct ParkOnExit;
@@ -286,29 +227,6 @@ pub(crate) fn for_each_heap(mut f: impl FnMut(&HeapStats)) {
 }
 
 impl Heap {
-    /// Owner: charges the bytes this thread allocated since the last charge to the current
-    /// label (if any), then makes `label` current. Free when neither is labelled.
-    fn charge_label(&self, label: u8) {
-        let new = if (label as usize) < MAX_LABELS { label + 1 } else { 0 };
-        let cur = self.label.get();
-        if cur == 0 && new == 0 {
-            return;
-        }
-        #[cfg(feature = "stats")]
-        {
-            let total = self.stats.alloc_bytes.load(Ordering::Relaxed);
-            if cur != 0 {
-                let c = &self.stats.label_bytes[cur as usize - 1];
-                c.store(
-                    c.load(Ordering::Relaxed).wrapping_add(total.wrapping_sub(self.label_mark.get())),
-                    Ordering::Relaxed,
-                );
-            }
-            self.label_mark.set(total);
-        }
-        self.label.set(new);
-    }
-
     /// Counts one allocation of `class`: its per-class count, and the thread's allocated bytes
     /// that per-label figures are charged from (`charge_label`: O(1) at every domain enter and
     /// exit, instead of a pass over the classes).
@@ -316,10 +234,7 @@ impl Heap {
     fn count_alloc(&self, class: SizeClass) {
         bump_owned(class.pick(&self.stats.allocs));
         #[cfg(feature = "stats")]
-        {
-            let b = &self.stats.alloc_bytes;
-            b.store(b.load(Ordering::Relaxed).wrapping_add(class.object_size() as u64), Ordering::Relaxed);
-        }
+        crate::counters::add_owned(&self.stats.alloc_bytes, class.object_size() as u64);
     }
 
     /// Fast path: one object of `class` from the current bin's free list. `None` means "take
@@ -423,6 +338,11 @@ impl Heap {
         // SAFETY: partial lists hold slabs this heap owns.
         let slab = unsafe { &*slab };
         debug_assert_eq!(slab.era.load(Ordering::Relaxed), era);
+        self.take_as_bin(head, slab, class)
+    }
+
+    /// Unlinks `slab` (owned, on the list `head`) and makes it the bin of `class` (direct mode).
+    fn take_as_bin(&self, head: &List, slab: &SlabMeta, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
         unlink(head, slab);
         slab.leave_notify();
         slab.set_state(SlabState::Bin);
@@ -478,13 +398,9 @@ impl Heap {
         let head = &self.recycle[class.index()];
         // SAFETY: recycling lists hold slabs this heap owns.
         let slab = unsafe { head.get().as_ref() }?;
-        unlink(head, slab);
-        slab.leave_notify();
-        slab.set_state(SlabState::Bin);
         slab.era.store(self.era.get(), Ordering::Relaxed);
         GLOBAL.class_recycled_slabs[class.index()].fetch_add(1, Ordering::Relaxed);
-        self.bins[class.index()].set(ptr::from_ref(slab).cast_mut());
-        slab.pop()
+        self.take_as_bin(head, slab, class)
     }
 
     /// Owner: a local free (or an applied pending free) made `slab` empty or gave a full slab
@@ -580,106 +496,6 @@ impl Heap {
         }
     }
 
-    /// Owner: catches up with advances and closes. Returns true when the heap's epoch changed.
-    fn refresh(&self) -> bool {
-        // Acquire: pairs with the Release increments of GEN in `epoch`.
-        self.gen.set(GEN.load(Ordering::Acquire));
-        let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);
-        if want == 0 || !routes_to(want) {
-            want = CURRENT_ERA.load(Ordering::Acquire);
-        }
-        let old = self.era.get();
-        let changed = want != old;
-        if changed {
-            // The bins of a closed epoch are part of its close sweep: the thread's last slab of
-            // a short phase is usually still its bin when the phase's epoch closes.
-            let closed = !is_active(old);
-            for class in SizeClass::all() {
-                let bin = self.bins[class.index()].get();
-                // SAFETY: bins hold slabs this heap owns.
-                let reuse = unsafe { bin.as_ref() }
-                    .filter(|s| s.used() == 0 && self.partial[slot_of(want)][class.index()].get().is_null());
-                // `Some(emptied)` for a bin that left `old`: empty (recycled) or not.
-                let left = if let Some(slab) = reuse {
-                    // An empty bin holds no object of `old` (nor a pending remote free: those
-                    // count as used), so it serves the new epoch as it is: re-stamped, not sent
-                    // through the pool and back. Each phase of a request-like program would
-                    // otherwise take a pool round trip per size class it uses. Not when the new
-                    // epoch has a partly used slab of the class: that one is filled first (else
-                    // every phase would leave one more sparse slab behind).
-                    slab.era.store(want, Ordering::Relaxed);
-                    Some(true)
-                } else {
-                    self.retire_bin(class)
-                };
-                if let (true, Some(emptied)) = (closed, left) {
-                    count_close_sweep(old, class, 1, u64::from(emptied));
-                }
-            }
-            self.era.set(want);
-            self.evict_stale(slot_of(want), want);
-            if !closed && !routes_to(old) && slot_of(old) != slot_of(want) {
-                // A rotated-out time bucket: its domains now allocate in the current epoch, so
-                // its partly used slabs would sit unused until it closes. Recycle them now.
-                self.evict_stale(slot_of(old), 0);
-            }
-        }
-        self.sweep_closed();
-        changed
-    }
-
-    /// Moves slabs of other eras than `era` off the partial lists of `slot` to the recycling
-    /// lists (the ring wrapped onto it; with `era` 0, all of them).
-    fn evict_stale(&self, slot: usize, era: u64) {
-        for head in &self.partial[slot] {
-            let mut p = head.get();
-            while !p.is_null() {
-                // SAFETY: list links point at slabs this heap owns.
-                let slab = unsafe { &*p };
-                p = slab.next.get();
-                if slab.era.load(Ordering::Relaxed) != era {
-                    unlink(head, slab);
-                    self.file_recycle(slab);
-                }
-            }
-        }
-    }
-
-    /// Owner: for every ring slot closed since the last sweep, moves its partial slabs to the
-    /// recycling lists (their room serves later epochs) and returns the empty ones to the pool.
-    fn sweep_closed(&self) {
-        for (slot, ring) in RING.iter().enumerate() {
-            let seq = ring.close_seq.load(Ordering::Relaxed);
-            if seq == self.seen_close[slot].get() {
-                continue;
-            }
-            self.seen_close[slot].set(seq);
-            self.drain_pending();
-            let era = ring.era.load(Ordering::Relaxed);
-            for (class, head) in SizeClass::all().zip(&self.partial[slot]) {
-                let (mut scanned, mut recycled) = (0u64, 0u64);
-                let mut p = head.get();
-                while !p.is_null() {
-                    // SAFETY: list links point at slabs this heap owns.
-                    let slab = unsafe { &*p };
-                    p = slab.next.get();
-                    if is_active(slab.era.load(Ordering::Relaxed)) {
-                        continue;
-                    }
-                    scanned += 1;
-                    unlink(head, slab);
-                    if slab.used() == 0 {
-                        recycled += 1;
-                        self.slab_emptied(slab);
-                    } else {
-                        self.file_recycle(slab);
-                    }
-                }
-                count_close_sweep(era, class, scanned, recycled);
-            }
-        }
-    }
-
     /// Owner: hands the heap back when its thread exits.
     fn park(&self) {
         self.drain_pending();
@@ -726,23 +542,6 @@ pub(crate) fn help_all_parked() {
             help_parked(heap);
         }
         h = heap.next.load(Ordering::Acquire);
-    }
-}
-
-/// After `epoch::close`: sweep this thread's heap and every parked heap now; live heaps of other
-/// threads sweep at their next allocation (GEN changed).
-pub(crate) fn sweep_after_close() {
-    let me = current_if_any();
-    if !me.is_null() {
-        // SAFETY: our own live heap.
-        unsafe { (*me).refresh() };
-    }
-    help_all_parked();
-    if let Some(fb) = FALLBACK.try_lock() {
-        if !fb.0.is_null() {
-            // SAFETY: the fallback heap is only used under its lock, which we hold.
-            unsafe { (*fb.0).refresh() };
-        }
     }
 }
 

@@ -1,0 +1,94 @@
+//! The heap's share of domain bookkeeping: the thread's current domain (era and label), its
+//! per-slot counts of open domains (summed by `epoch.rs` to decide a close) and its per-label
+//! counters. Every write is owner-only (Relaxed load + store); threads without a heap of their
+//! own use shared atomics in `counters.rs`.
+
+use core::sync::atomic::Ordering;
+
+use super::{current, current_if_any, Heap, DOMAIN_ERA, HEAPS};
+use crate::counters::{add_owned, GLOBAL, MAX_LABELS};
+use crate::ring::{routes_to, CURRENT_ERA};
+
+/// A domain's label id when it has none.
+pub(crate) const NO_LABEL_ID: u8 = u8::MAX;
+
+/// Sends this thread's allocations to `era` (0: back to the global current epoch) and charges
+/// its allocations from now on to `label` ([`NO_LABEL_ID`]: none). The heap switches slabs at its
+/// next allocation only when the epoch it should allocate in changes: entering a domain of the
+/// thread's current epoch costs no refresh.
+pub(crate) fn set_domain(era: u64, label: u8) {
+    let _ = DOMAIN_ERA.try_with(|d| d.set(era));
+    let h = current_if_any();
+    if h.is_null() {
+        return;
+    }
+    // SAFETY: our own live heap; `gen`, `era` and the label fields are owner-only.
+    let heap = unsafe { &*h };
+    heap.charge_label(label);
+    let want = if era != 0 && routes_to(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
+    if heap.era.get() != want {
+        heap.gen.set(0);
+    }
+}
+
+/// Adds `delta` to this thread's count of open domains in ring slot `slot` (a thread without a
+/// heap of its own uses a shared atomic).
+pub(crate) fn add_domain(slot: usize, delta: i64) {
+    let h = current();
+    if h.is_null() {
+        GLOBAL.domains_fallback[slot].fetch_add(delta as u64, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: our own live heap; only its owner writes `domains`.
+    add_owned(unsafe { &(*h).domains[slot] }, delta as u64);
+}
+
+/// Domains open in ring slot `slot`: the sum of every heap's count (see `epoch.rs` for why a sum
+/// read while domains end is never too low once the epoch has ended).
+pub(crate) fn domain_sum(slot: usize) -> i64 {
+    let mut sum = GLOBAL.domains_fallback[slot].load(Ordering::Relaxed);
+    // Acquire: pairs with the Release CAS in `push_heap`.
+    let mut h = HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are valid forever; `domains` holds only atomics.
+        let heap = unsafe { &*h };
+        sum = sum.wrapping_add(heap.domains[slot].load(Ordering::Relaxed));
+        h = heap.next.load(Ordering::Acquire);
+    }
+    sum as i64
+}
+
+/// Counts a domain of `label` opened (`true`) or ended on this thread.
+pub(crate) fn count_domain_label(label: Option<u8>, opened: bool) {
+    let Some(i) = label.map(usize::from).filter(|&i| i < MAX_LABELS) else { return };
+    let h = current();
+    if h.is_null() {
+        let g = if opened { &GLOBAL.label_opened_fallback } else { &GLOBAL.label_ended_fallback };
+        g[i].fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: our own live heap; only its owner writes its counters.
+    let s = unsafe { &(*h).stats };
+    add_owned(if opened { &s.label_opened[i] } else { &s.label_ended[i] }, 1);
+}
+
+impl Heap {
+    /// Owner: charges the bytes this thread allocated since the last charge to the current
+    /// label (if any), then makes `label` current. Free when neither is labelled.
+    fn charge_label(&self, label: u8) {
+        let new = if (label as usize) < MAX_LABELS { label + 1 } else { 0 };
+        let cur = self.label.get();
+        if cur == 0 && new == 0 {
+            return;
+        }
+        #[cfg(feature = "stats")]
+        {
+            let total = self.stats.alloc_bytes.load(Ordering::Relaxed);
+            if cur != 0 {
+                add_owned(&self.stats.label_bytes[cur as usize - 1], total.wrapping_sub(self.label_mark.get()));
+            }
+            self.label_mark.set(total);
+        }
+        self.label.set(new);
+    }
+}
