@@ -297,17 +297,7 @@ pub(super) fn print_tables(g: &GroupRun, meta: &Value) {
     if !g.failures.is_empty() {
         println!("\nFailed children: {}.", g.failures.join("; "));
     }
-    println!(
-        "\nMachine: {} CPUs ({}), kernel {}; {} UTC; commit {}; load {} -> {}; wall {:.0} s.",
-        meta["nproc"],
-        meta["cpu_model"].as_str().unwrap_or("?"),
-        meta["kernel"].as_str().unwrap_or("?"),
-        meta["date_utc"].as_str().unwrap_or("?").trim_end_matches(" UTC"),
-        meta["git_commit"].as_str().unwrap_or("?"),
-        meta["load_start"].as_str().unwrap_or("?"),
-        meta["load_end"].as_str().unwrap_or("?"),
-        meta["wall_s"].as_f64().unwrap_or(0.0),
-    );
+    super::tables::print_machine(meta);
 }
 
 #[cfg(test)]

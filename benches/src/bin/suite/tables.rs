@@ -182,17 +182,7 @@ pub(super) fn print_tables(rows: &[Value], meta: &Value) {
         }
     }
     print_targets(&gs);
-    println!(
-        "\nMachine: {} CPUs ({}), kernel {}; {} UTC; commit {}; load {} -> {}; wall {:.0} s.",
-        meta["nproc"],
-        meta["cpu_model"].as_str().unwrap_or("?"),
-        meta["kernel"].as_str().unwrap_or("?"),
-        meta["date_utc"].as_str().unwrap_or("?").trim_end_matches(" UTC"),
-        meta["git_commit"].as_str().unwrap_or("?"),
-        meta["load_start"].as_str().unwrap_or("?"),
-        meta["load_end"].as_str().unwrap_or("?"),
-        meta["wall_s"].as_f64().unwrap_or(0.0),
-    );
+    print_machine(meta);
 }
 
 /// The targets, checked against this run's medians (reported, never asserted).
@@ -236,4 +226,20 @@ fn print_targets(gs: &[Group<'_>]) {
             println!("| {name} | {w} x{t} | {shown} | {met} |");
         }
     }
+}
+
+/// The last line of every table set: the machine, the date, the commit, the load and the wall
+/// time of the run.
+pub(super) fn print_machine(meta: &Value) {
+    println!(
+        "\nMachine: {} CPUs ({}), kernel {}; {} UTC; commit {}; load {} -> {}; wall {:.0} s.",
+        meta["nproc"],
+        meta["cpu_model"].as_str().unwrap_or("?"),
+        meta["kernel"].as_str().unwrap_or("?"),
+        meta["date_utc"].as_str().unwrap_or("?").trim_end_matches(" UTC"),
+        meta["git_commit"].as_str().unwrap_or("?"),
+        meta["load_start"].as_str().unwrap_or("?"),
+        meta["load_end"].as_str().unwrap_or("?"),
+        meta["wall_s"].as_f64().unwrap_or(0.0),
+    );
 }
