@@ -29,7 +29,15 @@
 //! # Layout
 //!
 //! - **Segments** (`segment.rs`): 4 MiB mappings aligned to 4 MiB. Slot 0 is the header with the
-//!   metadata of the 63 slabs in slots 1..63; each slab is 64 KiB of objects of one size class.
+//!   metadata (64 B) and free-cell bitmap (960 B) of the 63 slabs in slots 1..63; each slab is
+//!   64 KiB of objects of one size class.
+//! - **Free cells** (`slab.rs`): a slab's free cells are its bitmap's set bits plus a *head run*
+//!   of neighbouring cells in its metadata. Allocation bumps through the head run and refills
+//!   it from the next run of set bits; a free next to the head run widens it, any other free
+//!   sets a bit. Neither reads or writes the cell, so allocation never waits on a load from a
+//!   cold object (an intrusive free list makes every allocation a dependent load of the last
+//!   freed cell's link: on a 14 MiB live set that made `lifetime-mixed` 1.7x jemalloc's time).
+//!   Only remote frees link through the objects (their lists are short and drained in bulk).
 //! - **Large objects** (`large.rs`): one mapping each, with a header at a 4 MiB-aligned address
 //!   at most 4 MiB below the object.
 //! - Every returned pointer `p` has its header at `(p - 1) & !(4 MiB - 1)`: free needs no
@@ -81,8 +89,10 @@
 //!
 //! # Invariants
 //!
-//! 1. Slab metadata never lives in the slab's pages; purging a slab touches only its pages, and
-//!    nothing writes into purged pages until the slab is reformatted for a new allocation.
+//! 1. Slab metadata (bitmap included) never lives in the slab's pages; purging a slab touches
+//!    only its pages, and nothing writes into purged pages until the slab is reformatted for a
+//!    new allocation. A cell is free iff it is in its slab's head run or its bit is set, never
+//!    both; `used` counts the others.
 //! 2. A slab has one owner heap while it holds live objects; only the owner touches its
 //!    non-atomic fields. The owner changes only when the slab is empty (`used == 0`), and an
 //!    object freed remotely counts in `used` until the owner has seen it, so no free can race

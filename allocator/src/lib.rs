@@ -93,8 +93,8 @@ fn alloc_small(class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
     if !h.is_null() {
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
-        if let Some(p) = heap.try_alloc_fast(class) {
-            return (p.as_ptr(), false);
+        if let Some((p, zeroed)) = heap.try_alloc_fast(class) {
+            return (p.as_ptr(), zeroed);
         }
         reclaim::configure(config.auto_advance);
         // Before the slow path may map memory: the reclaimer starts with the first mapping.

@@ -1,5 +1,5 @@
 //! Segments: 4 MiB aligned mappings that hold 63 slabs and, in their first 64 KiB, the header
-//! with every slab's metadata. Also the global slab pool and the pointer -> header lookup.
+//! with every slab's metadata and free-cell bitmap. Also the global slab pool and the pointer -> header lookup.
 //!
 //! Every pointer the allocator hands out lies in `(H, H + SEGMENT_SIZE]` for a header `H` that is
 //! `SEGMENT_SIZE`-aligned, so `header_of(p) = (p - 1) & !(SEGMENT_SIZE - 1)` finds it with no
@@ -9,7 +9,8 @@
 //! aborts (never silent corruption).
 //!
 //! Segments are never unmapped: their slabs are purged instead, so a segment's cost when idle is
-//! its header pages (8 KiB per 4 MiB of address space).
+//! its header pages (the metadata, plus the bitmap pages of the slabs used: at most 64 KiB per
+//! 4 MiB of address space).
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -22,8 +23,10 @@ use crate::sync::SpinLock;
 
 pub(crate) use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT};
 
-// The slab metadata array sits where `slab::slab_start` expects it.
+// The slab metadata array sits where `slab::slab_start` expects it, and the free-cell bitmaps
+// (`slab.rs`) right after it.
 const _: () = assert!(core::mem::offset_of!(SegmentHeader, slabs) == crate::slab::SLABS_OFFSET);
+const _: () = assert!(core::mem::size_of::<SegmentHeader>() <= crate::slab::BITMAPS_OFFSET);
 
 pub(crate) const MAGIC: u32 = 0x7e5b_a11c;
 pub(crate) const KIND_SMALL: u32 = 1;
@@ -195,6 +198,25 @@ pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
     Some(unsafe { NonNull::from(&(*pool.carving).slabs[slot]) })
 }
 
+/// Bytes of segment headers that may be resident: each header's metadata array, plus the bitmaps
+/// of the slabs carved from it so far (a bitmap is written when its slab is first formatted, and
+/// header pages are never purged). Slabs are carved in order, one segment at a time, so only the
+/// newest segment is partly carved.
+pub(crate) fn header_resident_bytes(page: usize) -> u64 {
+    let carved = CARVED_SLABS.load(Ordering::Relaxed) as usize;
+    let per_segment = SLABS_PER_SEGMENT - 1;
+    let touched = |slabs: usize| {
+        let end = (crate::slab::BITMAPS_OFFSET + slabs * crate::slab::BITMAP_BYTES).min(crate::size_class::SLAB_SIZE);
+        end.next_multiple_of(page).min(crate::size_class::SLAB_SIZE.max(page)) as u64
+    };
+    let full = carved / per_segment;
+    let rest = carved % per_segment;
+    let segments = GLOBAL.segments_mapped.load(Ordering::Relaxed) as usize;
+    // A segment mapped but not yet carved from has only its metadata touched.
+    let partial = segments.saturating_sub(full);
+    full as u64 * touched(per_segment) + if partial > 0 { touched(rest) + (partial as u64 - 1) * touched(0) } else { 0 }
+}
+
 fn push_segment(seg: *mut SegmentHeader) {
     let mut head = SEGMENTS.load(Ordering::Relaxed);
     loop {
@@ -239,7 +261,7 @@ fn purge(slab: &SlabMeta) -> usize {
         count_madvise(slab.class(), ok, resident);
         slab.set_zeroed(ok);
     }
-    slab.free.set(ptr::null_mut());
+    slab.clear_free();
     slab.set_bump(0);
     slab.set_state(SlabState::Free);
     if len > 0 && slab.zeroed() {

@@ -23,6 +23,10 @@ pub(crate) const SLABS_PER_SEGMENT: usize = SEGMENT_SIZE / SLAB_SIZE;
 pub const MAX_SMALL_SIZE: usize = 32 * 1024;
 /// Number of size classes.
 pub const NUM_CLASSES: usize = 44;
+/// The most cells a slab holds: its free-cell bitmap has this many bits (`slab.rs`). Only the
+/// 8-byte class is capped (7,680 of its 8,192 cells), so that every slab's bitmap fits in the
+/// segment header's 64 KiB.
+pub const MAX_CELLS: usize = 7680;
 
 /// A size-class index, `0..NUM_CLASSES`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,10 +45,17 @@ impl SizeClass {
         CLASS_SIZES[self.0 as usize] as usize
     }
 
-    /// How many objects of this class one slab holds.
+    /// How many objects of this class one slab holds (at most [`MAX_CELLS`]).
     #[inline]
     pub const fn objects_per_slab(self) -> usize {
-        SLAB_SIZE / self.object_size()
+        OBJECTS_PER_SLAB[self.0 as usize] as usize
+    }
+
+    /// The cell index of byte offset `off` (a multiple of the object size, below
+    /// [`SLAB_SIZE`]) in a slab of this class: a multiply and a shift instead of a division.
+    #[inline(always)]
+    pub(crate) fn cell_of(self, off: u32) -> u32 {
+        ((u64::from(off) * u64::from(*self.pick(&CELL_RECIPROCALS))) >> 32) as u32
     }
 
     /// The entry of `table` for this class, without a bounds check (and so without a panic
@@ -66,6 +77,35 @@ impl SizeClass {
 
 /// Object size of each class, in bytes.
 pub const CLASS_SIZES: [u32; NUM_CLASSES] = build_sizes();
+
+/// `ceil(2^32 / size)` for each class: `off * r >> 32 == off / size` for every `off` below
+/// 2^16 (the error `off * (r * size - 2^32) / size` stays below `off / 2^32 < 1`, as
+/// `r * size - 2^32 < size`); checked exhaustively by the tests below.
+const CELL_RECIPROCALS: [u32; NUM_CLASSES] = build_reciprocals();
+
+/// Objects per slab of each class (a table: the allocation path never divides).
+const OBJECTS_PER_SLAB: [u16; NUM_CLASSES] = build_objects_per_slab();
+
+const fn build_objects_per_slab() -> [u16; NUM_CLASSES] {
+    let mut n = [0u16; NUM_CLASSES];
+    let mut i = 0;
+    while i < NUM_CLASSES {
+        let per = SLAB_SIZE / CLASS_SIZES[i] as usize;
+        n[i] = if per < MAX_CELLS { per as u16 } else { MAX_CELLS as u16 };
+        i += 1;
+    }
+    n
+}
+
+const fn build_reciprocals() -> [u32; NUM_CLASSES] {
+    let mut r = [0u32; NUM_CLASSES];
+    let mut i = 0;
+    while i < NUM_CLASSES {
+        r[i] = (1u64 << 32).div_ceil(CLASS_SIZES[i] as u64) as u32;
+        i += 1;
+    }
+    r
+}
 
 const fn build_sizes() -> [u32; NUM_CLASSES] {
     let mut sizes = [0u32; NUM_CLASSES];
@@ -153,6 +193,17 @@ pub fn class_for(size: usize, align: usize) -> Option<SizeClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cell_of_divides_exactly() {
+        for c in SizeClass::all() {
+            for k in 0..c.objects_per_slab() {
+                let off = (k * c.object_size()) as u32;
+                assert_eq!(c.cell_of(off), k as u32, "class {} offset {off}", c.object_size());
+            }
+            assert!(c.objects_per_slab() <= MAX_CELLS && c.objects_per_slab() >= 2);
+        }
+    }
 
     #[test]
     fn sizes_increase_and_end_at_32k() {

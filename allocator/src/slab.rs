@@ -1,14 +1,28 @@
-//! Slabs: the metadata of one 64 KiB run of same-sized objects, its free lists and its states.
+//! Slabs: the metadata of one 64 KiB run of same-sized objects, its free cells and its states.
 //!
 //! A slab's metadata ([`SlabMeta`], one cache line) lives in its segment's header, never in the
 //! slab's own pages, so purging the pages (`madvise`) never re-faults them: the C reference's bug.
 //!
+//! Free cells are found without touching the objects' memory: a free-cell bitmap (one bit a
+//! cell, in the segment header next to the metadata, see [`BITMAPS_OFFSET`]) plus a *head run*
+//! of neighbouring free cells taken out of it, kept in the metadata as a pair of offsets
+//! `[cur, end)`. Allocating takes the cell at `cur` and bumps it; when the head run is empty the
+//! next run of set bits (up to one 64-bit word) becomes the head run. A local free that lands
+//! just before or just after the head run widens it (so the cell just freed is the next one
+//! handed out, still hot); any other free sets its bit. Neither path reads or writes a freed
+//! cell, so a cold cell is first touched by its user's own writes, which the CPU overlaps, and
+//! never by a dependent load of a free-list link, which it cannot overlap (each load waits for
+//! the one before): a program whose live set outgrows the caches allocates at the speed of its
+//! stores, not of memory latency. Freed cells merge by themselves (bits side by side), so runs
+//! never fragment with age, which intrusive lists of runs would. (The idea is Immix's bump
+//! allocation into free lines and jemalloc's slab bitmaps, at cell granularity.)
+//!
 //! Ownership: a slab in use belongs to one thread heap (`owner`). Only the owner touches the
-//! non-atomic fields (`free`, `bump`, `next`, `prev`, ...). Other threads free into it through
+//! non-atomic fields (`head`, the bitmap, `next`, `prev`, ...). Other threads free into it through
 //! the atomic `remote` word:
 //! - in *direct* mode (`remote & NOTIFY == 0`, the slab is the heap's allocation bin for its
 //!   class) a remote free pushes the object onto the `remote` list; the owner collects the whole
-//!   list with one swap when its local list runs dry;
+//!   list with one swap when its local cells run out;
 //! - in *notify* mode (`NOTIFY` set, the slab is full, parked in a partial list or on a
 //!   recycling list) a remote free pushes the object onto the owner heap's `pending` stack instead,
 //!   so the owner learns that the slab has room or has emptied without scanning its slabs.
@@ -25,8 +39,8 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use crate::size_class::{SizeClass, SLAB_SIZE};
-use crate::size_class::{SEGMENT_SIZE, SLAB_SHIFT};
+use crate::size_class::{SizeClass, MAX_CELLS, SLAB_SIZE};
+use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT, SLAB_SHIFT};
 
 /// The heap that owns a slab, opaque here: heaps live above slabs (`heap/mod.rs` casts).
 pub(crate) enum OwnerHeap {}
@@ -37,10 +51,25 @@ pub(crate) const SLABS_OFFSET: usize = 64;
 /// Low bit of [`SlabMeta::remote`]: the slab is in notify mode.
 pub(crate) const NOTIFY: usize = 1;
 
-/// A free object: its first word links to the next free object.
+/// A freed object on a remote list or a heap's pending stack: its first word links to the next.
 #[repr(C)]
 pub(crate) struct FreeObj {
     pub(crate) next: *mut FreeObj,
+}
+
+/// Offset of the free-cell bitmaps in a segment's header: after the metadata array (checked in
+/// `segment.rs`), [`BITMAP_BYTES`] for each slab slot from 1 on (slot 0 is the header).
+pub(crate) const BITMAPS_OFFSET: usize = SLABS_OFFSET + SLABS_PER_SEGMENT * core::mem::size_of::<SlabMeta>();
+/// Bytes of one slab's bitmap: [`MAX_CELLS`] bits.
+pub(crate) const BITMAP_BYTES: usize = MAX_CELLS / 8;
+const BITMAP_WORDS: usize = MAX_CELLS / 64;
+// The bitmaps fill the header's slab slot, no more.
+const _: () = assert!(BITMAPS_OFFSET + (SLABS_PER_SEGMENT - 1) * BITMAP_BYTES <= SLAB_SIZE);
+
+/// `[cur, end)` packed into one word: `cur` in the low half, `end` in the high half.
+#[inline(always)]
+fn pack(cur: u32, end: u32) -> u64 {
+    u64::from(cur) | (u64::from(end) << 32)
 }
 
 /// Where a slab is in its life. Stored in [`SlabMeta::state`].
@@ -79,8 +108,6 @@ impl SlabState {
 /// share a line.
 #[repr(C, align(64))]
 pub(crate) struct SlabMeta {
-    /// Owner-only: head of the local free list.
-    pub(crate) free: Cell<*mut FreeObj>,
     /// Shared: the heap that owns this slab (null while Free).
     pub(crate) owner: AtomicPtr<OwnerHeap>,
     /// Shared: remote free list head, plus the [`NOTIFY`] bit.
@@ -92,11 +119,14 @@ pub(crate) struct SlabMeta {
     pub(crate) prev: Cell<*mut SlabMeta>,
     /// Objects handed out and not yet returned to the owner (remote frees count until seen).
     pub(crate) used: AtomicU32,
-    /// Byte offset of the first never-used object (high-water mark of touched bytes). Written by
-    /// the owner only (Relaxed store); read by snapshots.
+    /// Byte offset past the highest cell ever handed out (high-water mark of touched bytes).
+    /// Written by the owner only (Relaxed store); read by snapshots.
     pub(crate) bump: AtomicU32,
-    /// Owner-only: byte offset where bump allocation ends (objects_per_slab * object_size).
-    pub(crate) end: Cell<u32>,
+    /// Owner-only: the head run of free cells, `[cur, end)` as byte offsets ([`pack`]); empty
+    /// when `cur >= end`. Its cells' bits are clear.
+    head: Cell<u64>,
+    /// Owner-only: the first bitmap word that may have a bit set (no word before it has one).
+    scan: Cell<u32>,
     /// Size class index.
     pub(crate) class: AtomicU8,
     /// [`SlabState`] as u8.
@@ -104,6 +134,9 @@ pub(crate) struct SlabMeta {
     /// The bytes past `bump` are known to be zero (fresh or purged pages). Written by the owner
     /// only; read by snapshots.
     pub(crate) zeroed: AtomicBool,
+    /// Owner-only: every cell of the head run is known to be zero (it lay past `bump` in a
+    /// zeroed slab when it was taken, and no free has widened it since).
+    fresh: Cell<bool>,
 }
 
 const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
@@ -174,22 +207,46 @@ impl SlabMeta {
         }
     }
 
+    /// This slab's free-cell bitmap ([`BITMAP_WORDS`] words in its segment's header).
+    #[inline(always)]
+    fn bitmap(&self) -> *mut u64 {
+        let m = ptr::from_ref(self).cast_mut().cast::<u8>();
+        let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
+        let index = (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>();
+        // Slot 0 is the header itself and has no bitmap. Slab metadata only exists in segment
+        // headers, so `index` is 1..SLABS_PER_SEGMENT and the address lies in the header.
+        seg.wrapping_add(BITMAPS_OFFSET + (index - 1) * BITMAP_BYTES).cast()
+    }
+
+    /// Bitmap words that hold this slab's cells.
+    fn words(&self) -> u32 {
+        self.class().objects_per_slab().div_ceil(64) as u32
+    }
+
     /// Owner: makes this slab an allocation slab for `class` in epoch `era`, owned by `heap`.
     /// The slab must be empty (fresh, purged or from an empty cache).
     pub(crate) fn format(&self, class: SizeClass, era: u64, heap: *mut OwnerHeap) {
         debug_assert_eq!(self.used(), 0);
-        let n = class.objects_per_slab() * class.object_size();
-        if self.class.load(Ordering::Relaxed) != class.0 || self.free.get().is_null() {
-            // A different class cannot reuse the old free list; the bump region restarts. The
-            // pages stay dirty unless the slab was purged.
-            self.free.set(ptr::null_mut());
-            if self.bump() != 0 {
-                self.set_zeroed(false);
-            }
+        if self.class.load(Ordering::Relaxed) != class.0 && self.bump() != 0 {
+            // A different class: the pages stay dirty (unless the slab was purged, which resets
+            // `bump`), and touched bytes are counted from the new class's cells on.
+            self.set_zeroed(false);
             self.set_bump(0);
         }
-        self.end.set(n as u32);
         self.class.store(class.0, Ordering::Relaxed);
+        // Empty: every cell is free.
+        let n = class.objects_per_slab();
+        let bm = self.bitmap();
+        debug_assert!(n.div_ceil(64) <= BITMAP_WORDS);
+        for w in 0..n.div_ceil(64) {
+            let bits = if (w + 1) * 64 <= n { !0 } else { (1u64 << (n % 64)) - 1 };
+            // SAFETY: `w` < BITMAP_WORDS (n <= MAX_CELLS); the bitmap belongs to this slab, which
+            // the caller owns.
+            unsafe { bm.add(w).write(bits) };
+        }
+        self.head.set(0);
+        self.scan.set(0);
+        self.fresh.set(false);
         self.era.store(era, Ordering::Relaxed);
         self.owner.store(heap, Ordering::Relaxed);
         self.remote.store(0, Ordering::Relaxed);
@@ -198,52 +255,137 @@ impl SlabMeta {
         self.set_state(SlabState::Bin);
     }
 
-    /// Owner: takes one object from the local free list or the bump region.
+    /// Forgets every free cell (the slab goes back to the pool unformatted; `format` rebuilds).
+    pub(crate) fn clear_free(&self) {
+        self.head.set(0);
+        self.scan.set(u32::MAX);
+        self.fresh.set(false);
+    }
+
+    /// No free cell known to the owner: the head run is empty and no bit is set.
+    pub(crate) fn exhausted(&self) -> bool {
+        let h = self.head.get();
+        h as u32 >= (h >> 32) as u32 && self.scan.get() >= self.words()
+    }
+
+    /// Fast path, owner: takes the cell at the head run's `cur` (`None`: the head run is empty).
     /// Returns the object and whether its bytes are known to be zero.
-    #[inline]
+    #[inline(always)]
+    pub(crate) fn take_head(&self) -> Option<(NonNull<u8>, bool)> {
+        let h = self.head.get();
+        let cur = h as u32;
+        if cur >= (h >> 32) as u32 {
+            return None;
+        }
+        // `cur + size <= end <= SLAB_SIZE`: the low half cannot carry into the high half.
+        self.head.set(h + self.class().object_size() as u64);
+        // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
+        self.set_used(self.used().wrapping_add(1));
+        let p = self.start().wrapping_add(cur as usize);
+        // SAFETY: the slab start is non-null (inside a mapping), so is any offset into it.
+        Some((unsafe { NonNull::new_unchecked(p) }, self.fresh.get()))
+    }
+
+    /// Owner: takes one object, from the head run or else from the first run of set bits (which
+    /// becomes the head run). Returns the object and whether its bytes are known to be zero.
     pub(crate) fn pop(&self) -> Option<(NonNull<u8>, bool)> {
-        let head = self.free.get();
-        if let Some(obj) = NonNull::new(head) {
-            // SAFETY: objects on the local free list are free objects of this slab whose first
-            // word was written by `push_local` (or `collect_remote`) as the link.
-            self.free.set(unsafe { (*head).next });
-            // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
-            self.set_used(self.used().wrapping_add(1));
-            return Some((obj.cast(), false));
+        if let Some(got) = self.take_head() {
+            return Some(got);
         }
-        let bump = self.bump();
-        if bump < self.end.get() {
-            self.set_bump(bump + self.class().object_size() as u32);
-            self.set_used(self.used().wrapping_add(1));
-            let p = self.start().wrapping_add(bump as usize);
-            // SAFETY: the slab start is non-null (inside a mapping), so is any offset into it.
-            return Some((unsafe { NonNull::new_unchecked(p) }, self.zeroed()));
+        let bm = self.bitmap();
+        let words = self.words();
+        let mut w = self.scan.get();
+        while w < words {
+            // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
+            let word = unsafe { bm.add(w as usize).read() };
+            if word != 0 {
+                let first = word.trailing_zeros();
+                let len = (!(word >> first)).trailing_zeros();
+                let run = if len == 64 { !0 } else { ((1u64 << len) - 1) << first };
+                // SAFETY: as above.
+                unsafe { bm.add(w as usize).write(word & !run) };
+                self.scan.set(w);
+                let size = self.class().object_size() as u32;
+                let cur = (w * 64 + first) * size;
+                let end = cur + len * size;
+                let bump = self.bump();
+                self.fresh.set(cur >= bump && self.zeroed());
+                if end > bump {
+                    self.set_bump(end);
+                }
+                self.head.set(pack(cur, end));
+                return self.take_head();
+            }
+            w += 1;
         }
+        self.scan.set(words);
         None
     }
 
-    /// Owner: returns `obj` to the local free list. Returns the new `used` count and whether the
-    /// local list was empty before (the slab may have been full).
+    /// Owner: returns `obj` to the free cells. Returns the new `used` count.
     ///
     /// # Safety
     /// `obj` must be a live object of this slab, and the caller must own the slab.
     #[inline]
-    pub(crate) unsafe fn push_local(&self, obj: *mut FreeObj) -> (u32, bool) {
+    pub(crate) unsafe fn push_local(&self, obj: *mut FreeObj) -> u32 {
         let used = self.used();
-        let head = self.free.get();
-        if used == 0 || head == obj {
-            // More frees than allocations, or the object is already the free list's head: a
-            // double free. Stop before the free list is corrupted.
+        if used == 0 {
+            // More frees than allocations: a double free. Stop before the bitmap is corrupted.
             crate::os::invalid_pointer();
         }
-        // SAFETY: the object is ours and no longer live, so its first word may hold the link.
-        unsafe { (*obj).next = head };
-        self.free.set(obj);
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.link_free(obj.cast()) };
         self.set_used(used - 1);
-        (used - 1, head.is_null())
+        used - 1
     }
 
-    /// Owner, direct mode: moves every remotely freed object to the local free list.
+    /// Owner: adds the dead object `p` to the free cells without counting it: widens the head run
+    /// when `p` is its neighbour, else sets its bit. Aborts when `p` is already free (a double
+    /// free).
+    ///
+    /// # Safety
+    /// `p` must be an object of this slab that nobody uses any more; the caller owns the slab.
+    #[inline(always)]
+    unsafe fn link_free(&self, p: *mut u8) {
+        let off = (p.addr() & (SLAB_SIZE - 1)) as u32;
+        let class = self.class();
+        let size = class.object_size() as u32;
+        let h = self.head.get();
+        let (cur, end) = (h as u32, (h >> 32) as u32);
+        if cur < end {
+            if off.wrapping_add(size) == cur {
+                self.head.set(h - u64::from(size));
+                self.fresh.set(false);
+                return;
+            }
+            if off == end {
+                self.head.set(h + (u64::from(size) << 32));
+                self.fresh.set(false);
+                return;
+            }
+            if off >= cur && off < end {
+                crate::os::invalid_pointer();
+            }
+        }
+        let cell = class.cell_of(off);
+        let w = cell / 64;
+        let bit = 1u64 << (cell % 64);
+        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS, so `w` < BITMAP_WORDS; the bitmap is
+        // this slab's and the caller owns the slab.
+        let word = unsafe { self.bitmap().add(w as usize) };
+        // SAFETY: as above.
+        let bits = unsafe { word.read() };
+        if bits & bit != 0 {
+            crate::os::invalid_pointer();
+        }
+        // SAFETY: as above.
+        unsafe { word.write(bits | bit) };
+        if w < self.scan.get() {
+            self.scan.set(w);
+        }
+    }
+
+    /// Owner, direct mode: moves every remotely freed object to the local free cells.
     /// Returns how many were collected.
     pub(crate) fn collect_remote(&self) -> u32 {
         if self.remote.load(Ordering::Relaxed) & !NOTIFY == 0 {
@@ -253,27 +395,17 @@ impl SlabMeta {
         // freeing threads are visible before we walk them.
         let word = self.remote.swap(0, Ordering::Acquire);
         debug_assert_eq!(word & NOTIFY, 0, "collect_remote on a slab in notify mode");
-        self.splice(word as *mut FreeObj)
-    }
-
-    /// Owner: appends a list of this slab's freed objects to the local free list and lowers
-    /// `used` by their number.
-    fn splice(&self, list: *mut FreeObj) -> u32 {
-        if list.is_null() {
-            return 0;
+        let mut obj = word as *mut FreeObj;
+        let mut n = 0;
+        while !obj.is_null() {
+            // SAFETY: every object on a remote list was pushed by `remote_push`, which wrote the
+            // link before publishing it; the list ends with null.
+            let next = unsafe { (*obj).next };
+            // SAFETY: a dead object of this slab, which we own.
+            unsafe { self.link_free(obj.cast()) };
+            n += 1;
+            obj = next;
         }
-        let mut n = 1;
-        let mut tail = list;
-        // SAFETY: every object on a remote list was pushed by `remote_push`, which wrote the link
-        // before publishing it; the list ends with null.
-        unsafe {
-            while !(*tail).next.is_null() {
-                tail = (*tail).next;
-                n += 1;
-            }
-            (*tail).next = self.free.get();
-        }
-        self.free.set(list);
         let Some(used) = self.used().checked_sub(n) else { crate::os::invalid_pointer() };
         self.set_used(used);
         n

@@ -582,6 +582,14 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
             re.live_bytes += used * c.object_size() as u64;
         }
     });
+    // Objects in the thread heaps' free caches are dead, though their slabs count them.
+    heap::for_each_cached(|era, class, n| {
+        let slot = ring::slot_of(era);
+        if RING[slot].era.load(Ordering::Relaxed) == era {
+            let re = &mut raw.epochs[slot];
+            re.live_bytes = re.live_bytes.saturating_sub(n * class.object_size() as u64);
+        }
+    });
 
     let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
     for (i, (re, r)) in raw.epochs.iter_mut().zip(&RING).enumerate() {
@@ -621,8 +629,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     let segments = l(&g.segments_mapped);
     let large_mapped = l(&g.large_mapped_bytes);
     let heap_bytes = l(&g.heap_bytes);
-    // Each segment's header: the slab metadata array spans two pages.
-    let header_resident = segments * 2 * page as u64;
+    let header_resident = segment::header_resident_bytes(page);
     let rg = &mut raw.global;
     rg.timestamp_ns = crate::os::realtime_ns();
     rg.monotonic_ns = crate::os::monotonic_ns();

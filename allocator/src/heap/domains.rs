@@ -26,7 +26,7 @@ pub(crate) fn set_domain(era: u64, label: u8) {
     let heap = unsafe { &*h };
     heap.charge_label(label);
     let want = if era != 0 && routes_to(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
-    if heap.era.get() != want {
+    if heap.era.load(Ordering::Relaxed) != want {
         heap.gen.set(0);
     }
 }

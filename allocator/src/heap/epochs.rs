@@ -13,11 +13,13 @@ impl Heap {
     pub(super) fn refresh(&self) -> bool {
         // Acquire: pairs with the Release increments of GEN in `epoch`.
         self.gen.set(GEN.load(Ordering::Acquire));
+        // Cached frees go back to their slabs first, so that a closing epoch's slabs can empty.
+        self.flush_cache();
         let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);
         if want == 0 || !routes_to(want) {
             want = CURRENT_ERA.load(Ordering::Acquire);
         }
-        let old = self.era.get();
+        let old = self.era.load(Ordering::Relaxed);
         let changed = want != old;
         if changed {
             // The bins of a closed epoch are part of its close sweep: the thread's last slab of
@@ -45,7 +47,7 @@ impl Heap {
                     count_close_sweep(old, class, 1, u64::from(emptied));
                 }
             }
-            self.era.set(want);
+            self.era.store(want, Ordering::Relaxed);
             self.evict_stale(slot_of(want), want);
             if !closed && !routes_to(old) && slot_of(old) != slot_of(want) {
                 // A rotated-out time bucket: its domains now allocate in the current epoch, so

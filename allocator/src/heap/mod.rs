@@ -38,9 +38,11 @@ use crate::size_class::{SizeClass, NUM_CLASSES};
 use crate::slab::{FreeObj, SlabMeta, SlabState};
 use crate::sync::SpinLock;
 
+mod cache;
 mod domains;
 mod epochs;
 
+pub(crate) use cache::for_each_cached;
 pub(crate) use domains::{add_domain, count_domain_label, domain_sum, set_domain, NO_LABEL_ID};
 pub(crate) use epochs::sweep_after_close;
 
@@ -55,10 +57,13 @@ type List = Cell<*mut SlabMeta>;
 pub(crate) struct Heap {
     /// Owner-only: the slab each class allocates from (null: none yet).
     bins: [List; NUM_CLASSES],
+    /// Owner-only: per class, objects freed recently into this heap's slabs (`cache.rs`).
+    cache: cache::FreeCache,
     /// Owner-only: the epoch generation this heap last synchronised with.
     gen: Cell<u64>,
-    /// Owner-only: the era new allocations go to (0: not yet chosen).
-    era: Cell<u64>,
+    /// Shared (written by the owner only, Relaxed store; read by snapshots for the free cache):
+    /// the era new allocations go to (0: not yet chosen).
+    era: AtomicU64,
     /// Owner-only: per class, slabs of closed epochs with live objects and free room.
     recycle: [List; NUM_CLASSES],
     /// Owner-only: the label of the innermost domain the thread is in, plus one (0: none), and
@@ -237,30 +242,23 @@ impl Heap {
         crate::counters::add_owned(&self.stats.alloc_bytes, class.object_size() as u64);
     }
 
-    /// Fast path: one object of `class` from the current bin's free list. `None` means "take
-    /// the slow path". Owner only.
+    /// Fast path: the object of `class` freed last (the free cache), else one from the head run
+    /// of the current bin. `None` means "take the slow path". Returns the object and whether
+    /// its bytes are known to be zero. Owner only.
     #[inline(always)]
-    pub(crate) fn try_alloc_fast(&self, class: SizeClass) -> Option<NonNull<u8>> {
+    pub(crate) fn try_alloc_fast(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
         if self.gen.get() != GEN.load(Ordering::Relaxed) {
             return None;
         }
-        let slab = class.pick(&self.bins).get();
-        if slab.is_null() {
-            return None;
+        if let Some(p) = self.cache_pop(class) {
+            self.count_alloc(class);
+            // SAFETY: cached objects are objects this allocator handed out: non-null.
+            return Some((unsafe { NonNull::new_unchecked(p) }, false));
         }
         // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
-        let slab = unsafe { &*slab };
-        let obj = slab.free.get();
-        if obj.is_null() {
-            return None;
-        }
-        // SAFETY: `obj` heads the owner's local free list; its first word is the link.
-        slab.free.set(unsafe { (*obj).next });
-        // Wrapping: arithmetic on the allocation path must not panic, even in debug builds.
-        slab.set_used(slab.used().wrapping_add(1));
+        let got = unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?;
         self.count_alloc(class);
-        // SAFETY: checked non-null above.
-        Some(unsafe { NonNull::new_unchecked(obj.cast()) })
+        Some(got)
     }
 
     /// Slow path: refreshes the epoch, refills the bin. Returns the object and whether it is
@@ -272,7 +270,7 @@ impl Heap {
         if self.gen.get() != GEN.load(Ordering::Relaxed) {
             epoch_changed = self.refresh();
         } else if let Some(slab) = NonNull::new(self.bins[c].get()) {
-            // Not a slow-path event: the bin's never-used (bump) region serves the object.
+            // Not a slow-path event: the bin's next run or never-used cells serve the object.
             // SAFETY: bins hold slabs this heap owns.
             if let Some(got) = unsafe { slab.as_ref() }.pop() {
                 self.count_alloc(class);
@@ -295,8 +293,8 @@ impl Heap {
                 GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
-                slab.format(class, self.era.get(), ptr::from_ref(self).cast_mut().cast());
-                if let Some(slot) = Slot::holding(self.era.get()) {
+                slab.format(class, self.era.load(Ordering::Relaxed), ptr::from_ref(self).cast_mut().cast());
+                if let Some(slot) = Slot::holding(self.era.load(Ordering::Relaxed)) {
                     slot.slabs_started.fetch_add(1, Ordering::Relaxed);
                 }
                 self.bins[c].set(ptr::from_ref(slab).cast_mut());
@@ -329,7 +327,7 @@ impl Heap {
     }
 
     fn alloc_from_partial(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
-        let era = self.era.get();
+        let era = self.era.load(Ordering::Relaxed);
         let head = &self.partial[slot_of(era)][class.index()];
         let slab = head.get();
         if slab.is_null() {
@@ -364,7 +362,7 @@ impl Heap {
             self.slab_emptied(slab);
             return Some(true);
         }
-        if slab.free.get().is_null() && slab.bump() >= slab.end.get() {
+        if slab.exhausted() {
             slab.set_state(SlabState::Full);
         } else {
             self.file_partial(slab);
@@ -398,7 +396,7 @@ impl Heap {
         let head = &self.recycle[class.index()];
         // SAFETY: recycling lists hold slabs this heap owns.
         let slab = unsafe { head.get().as_ref() }?;
-        slab.era.store(self.era.get(), Ordering::Relaxed);
+        slab.era.store(self.era.load(Ordering::Relaxed), Ordering::Relaxed);
         GLOBAL.class_recycled_slabs[class.index()].fetch_add(1, Ordering::Relaxed);
         self.take_as_bin(head, slab, class)
     }
@@ -467,7 +465,7 @@ impl Heap {
                 let next = (*obj).next;
                 let p = obj.cast::<u8>();
                 let slab = &*slab_of(header_of(p), p);
-                let (used, _) = slab.push_local(obj);
+                let used = slab.push_local(obj);
                 if slab.state() != SlabState::Bin {
                     self.after_local_free(slab, used);
                 }
@@ -498,6 +496,7 @@ impl Heap {
 
     /// Owner: hands the heap back when its thread exits.
     fn park(&self) {
+        self.flush_cache();
         self.drain_pending();
         for class in SizeClass::all() {
             self.retire_bin(class);
@@ -609,10 +608,18 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
         // thread's heap (non-null because a live slab always has an owner).
         let heap = unsafe { &*h };
+        let class = s.class();
+        bump_owned(class.pick(&heap.stats.frees));
+        // Only objects of the heap's current epoch are cached: the cache must not place a later
+        // phase's objects in an earlier phase's slab.
+        if s.era.load(Ordering::Relaxed) == heap.era.load(Ordering::Relaxed) && heap.cache_push(class, p) {
+            return;
+        }
         // SAFETY: p is a live object of this slab, which we own.
-        let (used, list_was_empty) = unsafe { s.push_local(p.cast()) };
-        bump_owned(s.class().pick(&heap.stats.frees));
-        if (used == 0 || list_was_empty) && s.state() != SlabState::Bin {
+        let used = unsafe { s.push_local(p.cast()) };
+        // A bin needs nothing; a full slab now has room; any other slab matters once empty.
+        let state = s.state();
+        if (used == 0 || state == SlabState::Full) && state != SlabState::Bin {
             heap.after_local_free(s, used);
         }
     } else {
