@@ -38,6 +38,11 @@
 //!   cold object (an intrusive free list makes every allocation a dependent load of the last
 //!   freed cell's link: on a 14 MiB live set that made `lifetime-mixed` 1.7x jemalloc's time).
 //!   Only remote frees link through the objects (their lists are short and drained in bulk).
+//! - **Free caches** (`heap/cache.rs`): per thread heap and class, a LIFO stack of up to 32
+//!   objects (64 KiB) the thread freed into its own slabs of its current epoch; allocation takes
+//!   from it first. Cached objects still count in their slab's `used`; the cache is emptied into
+//!   the slabs at every epoch refresh and at thread exit, and snapshots subtract it from epoch
+//!   live bytes.
 //! - **Large objects** (`large.rs`): one mapping each, with a header at a 4 MiB-aligned address
 //!   at most 4 MiB below the object.
 //! - Every returned pointer `p` has its header at `(p - 1) & !(4 MiB - 1)`: free needs no
@@ -45,8 +50,10 @@
 //! - **Size classes** (`size_class.rs`): 44 classes from 8 B to 32 KiB, at most 25% apart from
 //!   32 B up. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
 //!   whose size is a multiple of `align` serves that alignment.
-//! - **Thread heaps** (`heap/`: the heap, `domains.rs` its domain bookkeeping, `epochs.rs` how it follows the epochs): per thread, per class one bin (allocation slab), partial lists
-//!   per (epoch slot, class), a recycling list per class for slabs of closed epochs.
+//! - **Thread heaps** (`heap/`: the heap, `cache.rs` its free cache, `domains.rs` its domain
+//!   bookkeeping, `epochs.rs` how it follows the epochs): per thread, per class one bin
+//!   (allocation slab), partial lists per (epoch slot, class), a recycling list per class for
+//!   slabs of closed epochs.
 //! - **Global slab pool** (`segment.rs`): purged empty slabs, and the *reserve* of empty unpurged
 //!   slabs. The reserve keeps at least 256 slabs (16 MiB) and, once phases have been marked, as
 //!   many as the recent phases took (the largest phase, decayed by a quarter per close; at most
@@ -69,7 +76,8 @@
 //! # Which objects go where, and why grouping by time still holds
 //!
 //! An allocation goes to its thread's current epoch: the innermost entered domain's, else the
-//! global current one. Within that epoch a heap allocates from, in order: its bin; a partly used
+//! global current one. Within that epoch a heap allocates from, in order: its free cache (objects
+//! the thread freed in this same epoch); its bin; a partly used
 //! slab of the same epoch; a *recycled* slab (a slab of a closed epoch that still holds
 //! survivors and has free room), re-stamped with the current epoch; a slab from the pool (the
 //! reserve first). So:
@@ -143,6 +151,9 @@
 //!   current epoch costs nothing of the kind.
 //! - Per label, snapshots count domains and the bytes allocated inside them exactly, but not
 //!   live bytes: a free does not know which domain made the object.
+//! - A live thread keeps up to 32 freed objects per class (at most 64 KiB per class) in its free
+//!   cache until its next epoch refresh or exit, and the slabs they lie in cannot empty
+//!   meanwhile. `epoch::close` and `advance` make every allocating thread refresh.
 //! - Holes in recycled slabs stay resident until they are reused (as in every allocator without
 //!   a compacting collector); a slab is purged whole when it empties.
 //!

@@ -1,6 +1,7 @@
 //! Thread heaps: the per-thread caches of slabs, the fast paths, remote frees, parking.
 //!
-//! Each thread that allocates gets a [`Heap`] (adopting a parked one when it can). A heap owns
+//! Each thread that allocates gets a [`Heap`] (adopting a parked one when it can). Per size class
+//! it first hands out what its thread freed last (the free cache, `cache.rs`). A heap owns
 //! its slabs: per size class one *bin* (the slab it allocates from, in the heap's current epoch),
 //! partial lists per (epoch slot, class) and, per class, a recycling list of slabs of closed
 //! epochs that still hold survivors and have free room. A slab whose epoch closes is never
