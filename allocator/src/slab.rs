@@ -262,10 +262,22 @@ impl SlabMeta {
         self.fresh.set(false);
     }
 
-    /// No free cell known to the owner: the head run is empty and no bit is set.
+    /// Owner: no free cell: the head run is empty and no bit is set. Exact (it moves `scan` past
+    /// words that have emptied since), so a slab filed as having room always has some.
     pub(crate) fn exhausted(&self) -> bool {
         let h = self.head.get();
-        h as u32 >= (h >> 32) as u32 && self.scan.get() >= self.words()
+        if (h as u32) < (h >> 32) as u32 {
+            return false;
+        }
+        let bm = self.bitmap();
+        let words = self.words();
+        let mut w = self.scan.get();
+        // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
+        while w < words && unsafe { bm.add(w as usize).read() } == 0 {
+            w += 1;
+        }
+        self.scan.set(w.min(words));
+        w >= words
     }
 
     /// Fast path, owner: takes the cell at the head run's `cur` (`None`: the head run is empty).

@@ -346,7 +346,13 @@ impl Heap {
         slab.leave_notify();
         slab.set_state(SlabState::Bin);
         self.bins[class.index()].set(ptr::from_ref(slab).cast_mut());
-        slab.pop()
+        let got = slab.pop();
+        if got.is_none() {
+            // Lists only hold slabs with room (`exhausted` is exact), but never leave a bin
+            // that cannot serve in place: the caller would replace it and lose the slab.
+            self.retire_bin(class);
+        }
+        got
     }
 
     /// Moves the bin of `class` out of the allocation position (notify mode). Returns whether
