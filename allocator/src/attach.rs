@@ -1,13 +1,13 @@
 //! Reading another process's published counters (see `publish.rs`): find its region through
-//! `/proc/PID/fd`, map it read-only, copy a consistent snapshot under the seqlock.
+//! `/proc/PID/fd`, copy a consistent snapshot under the seqlock with `pread` (never a mapping:
+//! see [`read_region`]).
 //!
 //! Every failure is an [`AttachError`] whose message names the cause and the fix in one line.
 
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{fence, Ordering};
 use std::fmt;
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::fd::AsRawFd;
 
 use crate::publish::{
     BODY_WORDS, HEADER_WORDS, H_BODY_BYTES, H_CLASSES, H_EPOCHS, H_HEADER_BYTES, H_LABELS, H_MAGIC, H_PID, H_PUBLISHES,
@@ -35,6 +35,8 @@ pub enum AttachError {
     Exited(u32),
     /// The region kept changing for too long to copy a consistent snapshot.
     Busy(u32),
+    /// The region was cut short while being read (the target truncated it).
+    Truncated(u32),
     /// Another I/O error.
     Io {
         /// The target's pid.
@@ -67,6 +69,11 @@ impl fmt::Display for AttachError {
             ),
             AttachError::Exited(p) => write!(f, "pid {p} exited while being read: run again while it is alive"),
             AttachError::Busy(p) => write!(f, "pid {p}'s statistics changed during every read attempt: try again"),
+            AttachError::Truncated(p) => write!(
+                f,
+                "pid {p}'s statistics region was cut short while being read (the target truncated \
+                 it): the target is not a well-behaved temporal-slab process; check what runs as pid {p}"
+            ),
             AttachError::Io { pid, what } => write!(f, "reading statistics of pid {pid}: {what}"),
         }
     }
@@ -118,37 +125,19 @@ pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
     }
 }
 
-/// A read-only shared mapping, unmapped on drop.
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: a mapping we made in `read_region` and no longer use.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
-
 /// Reads one candidate region. `Ok(None)`: not a region of `pid` (an inherited descriptor of a
 /// parent, or not ours at all).
+///
+/// The region is copied with `pread` into local memory, never mapped: the target owns the memfd
+/// and may truncate it at any moment, and a read through a mapping of a truncated file raises
+/// SIGBUS in the reader. `pread` of a truncated file just returns fewer bytes, which is an error
+/// here like any other malformed region.
 fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
-    let len = file.metadata().map_err(|e| AttachError::Io { pid, what: e.to_string() })?.len() as usize;
-    if len < HEADER_WORDS * 8 {
+    let mut header = [0u64; HEADER_WORDS];
+    if !read_words(file, 0, &mut header).map_err(|e| io_error(pid, &e))? {
         return Ok(None);
     }
-    // SAFETY: a read-only shared mapping of a file we hold open; failure is checked.
-    let ptr = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
-    if ptr == libc::MAP_FAILED {
-        return Err(AttachError::Io { pid, what: format!("mapping the region: {}", std::io::Error::last_os_error()) });
-    }
-    let map = Mapping { ptr, len };
-    let words = map.ptr.cast::<AtomicU64>();
-    let word_count = len / 8;
-    // SAFETY: i < word_count words lie inside the mapping; the writer (another process) stores
-    // with atomics, so atomic loads make the concurrent reads well defined.
-    let at = |i: usize| unsafe { (*words.add(i)).load(Ordering::Relaxed) };
+    let at = |i: usize| header[i];
     if at(H_MAGIC) != MAGIC {
         return Ok(None);
     }
@@ -158,8 +147,7 @@ fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
         && at(H_BODY_BYTES) == (BODY_WORDS * 8) as u64
         && at(H_CLASSES) == crate::size_class::NUM_CLASSES as u64
         && at(H_EPOCHS) == crate::epoch::EPOCH_SLOTS as u64
-        && at(H_LABELS) == crate::domain::MAX_LABELS as u64
-        && word_count >= HEADER_WORDS + BODY_WORDS;
+        && at(H_LABELS) == crate::domain::MAX_LABELS as u64;
     if !layout_ok {
         return Err(AttachError::UnknownLayout { pid, found: version });
     }
@@ -168,29 +156,58 @@ fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
     }
     let mut raw = RawSnapshot::zeroed();
     for attempt in 0..10_000 {
-        // SAFETY: H_SEQ is inside the header.
-        let s1 = unsafe { (*words.add(H_SEQ)).load(Ordering::Acquire) };
-        if s1 % 2 == 1 || at(H_PUBLISHES) == 0 {
-            if attempt % 100 == 99 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
+        if attempt % 100 == 99 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let mut head = [0u64; HEADER_WORDS];
+        if !read_words(file, 0, &mut head).map_err(|e| io_error(pid, &e))? {
+            return Err(AttachError::Truncated(pid));
+        }
+        let s1 = head[H_SEQ];
+        if s1 % 2 == 1 || head[H_PUBLISHES] == 0 {
             std::hint::spin_loop();
             continue;
         }
         // SAFETY: RawSnapshot is repr(C) of u64s, exactly BODY_WORDS words; every bit pattern is
         // valid.
         let body: &mut [u64; BODY_WORDS] = unsafe { &mut *core::ptr::from_mut(&mut raw).cast::<[u64; BODY_WORDS]>() };
-        for (i, w) in body.iter_mut().enumerate() {
-            *w = at(HEADER_WORDS + i);
+        if !read_words(file, HEADER_WORDS, body).map_err(|e| io_error(pid, &e))? {
+            return Err(AttachError::Truncated(pid));
         }
-        // Acquire fence: the body reads above happen before the second sequence read (pairs with
-        // the writer's Release fence after making the sequence odd).
-        fence(Ordering::Acquire);
-        // SAFETY: as above.
-        let s2 = unsafe { (*words.add(H_SEQ)).load(Ordering::Relaxed) };
-        if s1 == s2 {
+        // The body copy above happens before the second sequence read (separate system calls,
+        // in this order); the fence keeps the compiler and CPU from hoisting our side.
+        fence(Ordering::SeqCst);
+        let mut seq = [0u64; 1];
+        if !read_words(file, H_SEQ, &mut seq).map_err(|e| io_error(pid, &e))? {
+            return Err(AttachError::Truncated(pid));
+        }
+        if s1 == seq[0] {
             return Ok(Some(Snapshot::from_raw(&raw)));
         }
     }
     Err(AttachError::Busy(pid))
+}
+
+/// Fills `out` with the little-endian words at word offset `word` of `file`. `Ok(false)`: the
+/// file ends first (too short, or truncated meanwhile).
+fn read_words(file: &File, word: usize, out: &mut [u64]) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; out.len() * 8];
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.read_at(&mut bytes[done..], (word * 8 + done) as u64) {
+            Ok(0) => return Ok(false),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (w, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        *w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    }
+    Ok(true)
+}
+
+fn io_error(pid: u32, e: &std::io::Error) -> AttachError {
+    AttachError::Io { pid, what: format!("reading the region: {e}") }
 }

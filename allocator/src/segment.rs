@@ -9,8 +9,8 @@
 //! aborts (never silent corruption).
 //!
 //! Segments are never unmapped: their slabs are purged instead, so a segment's cost when idle is
-//! its header pages (the metadata, plus the bitmap pages of the slabs used: at most 64 KiB per
-//! 4 MiB of address space).
+//! its header pages (8 KiB of metadata, plus the bitmap rows its slabs' classes used: 8 KiB more
+//! for classes of 128 B and up, 64 KiB for the smallest, per 4 MiB of address space).
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -49,7 +49,9 @@ pub(crate) struct SegmentHeader {
     pub(crate) common: Common,
     /// Next segment in the list of all segments (push-only, read by snapshots).
     pub(crate) next: AtomicPtr<SegmentHeader>,
-    _pad: [u64; 6],
+    /// The most bitmap rows a slab of this segment has used (see `note_bitmap_rows`).
+    bitmap_rows: AtomicU64,
+    _pad: [u64; 5],
     pub(crate) slabs: [SlabMeta; SLABS_PER_SEGMENT],
 }
 
@@ -198,23 +200,34 @@ pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
     Some(unsafe { NonNull::from(&(*pool.carving).slabs[slot]) })
 }
 
-/// Bytes of segment headers that may be resident: each header's metadata array, plus the bitmaps
-/// of the slabs carved from it so far (a bitmap is written when its slab is first formatted, and
-/// header pages are never purged). Slabs are carved in order, one segment at a time, so only the
-/// newest segment is partly carved.
+/// Notes that `slab` (just formatted) uses its class's bitmap rows: the header pages up to the
+/// highest row any slab of the segment ever used may be resident.
+pub(crate) fn note_bitmap_rows(slab: &SlabMeta) {
+    let seg = header_of(slab.start()).cast::<SegmentHeader>();
+    // SAFETY: a slab's metadata lies in its segment's live header (slots 1.. only, so
+    // `header_of(start)` is that header).
+    let rows = unsafe { &(*seg).bitmap_rows };
+    let w = u64::from(slab.words());
+    if rows.load(Ordering::Relaxed) < w {
+        rows.fetch_max(w, Ordering::Relaxed);
+    }
+}
+
+/// Bytes of segment headers that may be resident: each header's metadata array, plus its bitmap
+/// rows up to the highest a slab of it used (header pages are never purged).
 pub(crate) fn header_resident_bytes(page: usize) -> u64 {
-    let carved = CARVED_SLABS.load(Ordering::Relaxed) as usize;
-    let per_segment = SLABS_PER_SEGMENT - 1;
-    let touched = |slabs: usize| {
-        let end = (crate::slab::BITMAPS_OFFSET + slabs * crate::slab::BITMAP_BYTES).min(crate::size_class::SLAB_SIZE);
-        end.next_multiple_of(page).min(crate::size_class::SLAB_SIZE.max(page)) as u64
-    };
-    let full = carved / per_segment;
-    let rest = carved % per_segment;
-    let segments = GLOBAL.segments_mapped.load(Ordering::Relaxed) as usize;
-    // A segment mapped but not yet carved from has only its metadata touched.
-    let partial = segments.saturating_sub(full);
-    full as u64 * touched(per_segment) + if partial > 0 { touched(rest) + (partial as u64 - 1) * touched(0) } else { 0 }
+    let mut total = 0u64;
+    // Acquire: pairs with the Release CAS in `push_segment`.
+    let mut seg = SEGMENTS.load(Ordering::Acquire);
+    while !seg.is_null() {
+        // SAFETY: published segments are valid forever.
+        let s = unsafe { &*seg };
+        let rows = s.bitmap_rows.load(Ordering::Relaxed) as usize;
+        let end = crate::slab::BITMAPS_OFFSET + rows.min(crate::slab::BITMAP_WORDS) * crate::slab::BITMAP_ROW_BYTES;
+        total += end.next_multiple_of(page).min(crate::size_class::SLAB_SIZE.max(page)) as u64;
+        seg = s.next.load(Ordering::Acquire);
+    }
+    total
 }
 
 fn push_segment(seg: *mut SegmentHeader) {

@@ -58,13 +58,16 @@ pub(crate) struct FreeObj {
 }
 
 /// Offset of the free-cell bitmaps in a segment's header: after the metadata array (checked in
-/// `segment.rs`), [`BITMAP_BYTES`] for each slab slot from 1 on (slot 0 is the header).
+/// `segment.rs`). The bitmaps of the segment's 63 slabs are interleaved by word: row `w` holds
+/// word `w` of every slab (slab slot `i` at column `i - 1`), so a segment whose slabs use few
+/// words (every class from 128 B up uses at most 8) touches only the first rows' pages.
 pub(crate) const BITMAPS_OFFSET: usize = SLABS_OFFSET + SLABS_PER_SEGMENT * core::mem::size_of::<SlabMeta>();
-/// Bytes of one slab's bitmap: [`MAX_CELLS`] bits.
-pub(crate) const BITMAP_BYTES: usize = MAX_CELLS / 8;
-const BITMAP_WORDS: usize = MAX_CELLS / 64;
+/// Bytes of one bitmap row: one word for each slab of a segment.
+pub(crate) const BITMAP_ROW_BYTES: usize = (SLABS_PER_SEGMENT - 1) * 8;
+/// Rows (words per slab): [`MAX_CELLS`] bits.
+pub(crate) const BITMAP_WORDS: usize = MAX_CELLS / 64;
 // The bitmaps fill the header's slab slot, no more.
-const _: () = assert!(BITMAPS_OFFSET + (SLABS_PER_SEGMENT - 1) * BITMAP_BYTES <= SLAB_SIZE);
+const _: () = assert!(BITMAPS_OFFSET + BITMAP_WORDS * BITMAP_ROW_BYTES <= SLAB_SIZE);
 
 /// `[cur, end)` packed into one word: `cur` in the low half, `end` in the high half.
 #[inline(always)]
@@ -207,19 +210,20 @@ impl SlabMeta {
         }
     }
 
-    /// This slab's free-cell bitmap ([`BITMAP_WORDS`] words in its segment's header).
+    /// Word `w` (< [`BITMAP_WORDS`]) of this slab's free-cell bitmap, in its segment's header.
     #[inline(always)]
-    fn bitmap(&self) -> *mut u64 {
+    fn bitmap_word(&self, w: u32) -> *mut u64 {
         let m = ptr::from_ref(self).cast_mut().cast::<u8>();
         let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
         let index = (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>();
         // Slot 0 is the header itself and has no bitmap. Slab metadata only exists in segment
-        // headers, so `index` is 1..SLABS_PER_SEGMENT and the address lies in the header.
-        seg.wrapping_add(BITMAPS_OFFSET + (index - 1) * BITMAP_BYTES).cast()
+        // headers, so `index` is 1..SLABS_PER_SEGMENT and, with w < BITMAP_WORDS, the address
+        // lies in the header.
+        seg.wrapping_add(BITMAPS_OFFSET + w as usize * BITMAP_ROW_BYTES + (index - 1) * 8).cast()
     }
 
     /// Bitmap words that hold this slab's cells.
-    fn words(&self) -> u32 {
+    pub(crate) fn words(&self) -> u32 {
         self.class().objects_per_slab().div_ceil(64) as u32
     }
 
@@ -236,13 +240,12 @@ impl SlabMeta {
         self.class.store(class.0, Ordering::Relaxed);
         // Empty: every cell is free.
         let n = class.objects_per_slab();
-        let bm = self.bitmap();
         debug_assert!(n.div_ceil(64) <= BITMAP_WORDS);
         for w in 0..n.div_ceil(64) {
             let bits = if (w + 1) * 64 <= n { !0 } else { (1u64 << (n % 64)) - 1 };
             // SAFETY: `w` < BITMAP_WORDS (n <= MAX_CELLS); the bitmap belongs to this slab, which
             // the caller owns.
-            unsafe { bm.add(w).write(bits) };
+            unsafe { self.bitmap_word(w as u32).write(bits) };
         }
         self.head.set(0);
         self.scan.set(0);
@@ -269,11 +272,10 @@ impl SlabMeta {
         if (h as u32) < (h >> 32) as u32 {
             return false;
         }
-        let bm = self.bitmap();
         let words = self.words();
         let mut w = self.scan.get();
         // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
-        while w < words && unsafe { bm.add(w as usize).read() } == 0 {
+        while w < words && unsafe { self.bitmap_word(w).read() } == 0 {
             w += 1;
         }
         self.scan.set(w.min(words));
@@ -304,18 +306,18 @@ impl SlabMeta {
         if let Some(got) = self.take_head() {
             return Some(got);
         }
-        let bm = self.bitmap();
         let words = self.words();
         let mut w = self.scan.get();
         while w < words {
+            let at = self.bitmap_word(w);
             // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
-            let word = unsafe { bm.add(w as usize).read() };
+            let word = unsafe { at.read() };
             if word != 0 {
                 let first = word.trailing_zeros();
                 let len = (!(word >> first)).trailing_zeros();
                 let run = if len == 64 { !0 } else { ((1u64 << len) - 1) << first };
                 // SAFETY: as above.
-                unsafe { bm.add(w as usize).write(word & !run) };
+                unsafe { at.write(word & !run) };
                 self.scan.set(w);
                 let size = self.class().object_size() as u32;
                 let cur = (w * 64 + first) * size;
@@ -382,10 +384,9 @@ impl SlabMeta {
         let cell = class.cell_of(off);
         let w = cell / 64;
         let bit = 1u64 << (cell % 64);
-        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS, so `w` < BITMAP_WORDS; the bitmap is
-        // this slab's and the caller owns the slab.
-        let word = unsafe { self.bitmap().add(w as usize) };
-        // SAFETY: as above.
+        let word = self.bitmap_word(w);
+        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS, so `w` < BITMAP_WORDS and `word` lies
+        // in the header; the bitmap is this slab's and the caller owns the slab.
         let bits = unsafe { word.read() };
         if bits & bit != 0 {
             crate::os::invalid_pointer();

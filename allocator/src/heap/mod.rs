@@ -295,6 +295,7 @@ impl Heap {
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
                 slab.format(class, self.era.load(Ordering::Relaxed), ptr::from_ref(self).cast_mut().cast());
+                segment::note_bitmap_rows(slab);
                 if let Some(slot) = Slot::holding(self.era.load(Ordering::Relaxed)) {
                     slot.slabs_started.fetch_add(1, Ordering::Relaxed);
                 }
