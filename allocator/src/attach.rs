@@ -60,7 +60,8 @@ impl fmt::Display for AttachError {
             AttachError::NotPublishing(p) => write!(
                 f,
                 "pid {p} publishes no temporal-slab statistics: it does not use TemporalSlab as its \
-                 global allocator, has not allocated yet, or runs with TSLAB_PUBLISH=0 or TSLAB_RECLAIM=0"
+                 global allocator, has not allocated yet, runs with TSLAB_PUBLISH=0 or TSLAB_RECLAIM=0, or \
+                 its file size limit (ulimit -f) is below the 12 KiB region"
             ),
             AttachError::UnknownLayout { pid, found } => write!(
                 f,

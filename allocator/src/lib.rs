@@ -288,6 +288,17 @@ pub mod testing {
         crate::publish::publish_fake_region(version)
     }
 
+    /// Resizes the last region [`publish_fake_region`] made to `len` bytes (as a hostile target
+    /// could truncate its memfd under a reader). Returns false when there is none.
+    pub fn resize_fake_region(len: usize) -> bool {
+        crate::publish::resize_fake_region(len)
+    }
+
+    /// Bytes of a published region (header and body, rounded up to 4 KiB).
+    pub fn region_len() -> usize {
+        crate::publish::region_len()
+    }
+
     /// Forks the process: `Ok(None)` in the child, `Ok(Some(child_pid))` in the parent. The
     /// allocator's fork handlers keep its locks consistent, and the child publishes its own
     /// statistics region, never the parent's. Heaps of threads other than the caller stay

@@ -61,6 +61,35 @@ pub(crate) fn region_len() -> usize {
     ((HEADER_WORDS + BODY_WORDS) * 8).div_ceil(page) * page
 }
 
+/// Whether the process may grow a file to `len` bytes. Under a smaller `RLIMIT_FSIZE`
+/// (`ulimit -f`), `ftruncate` raises SIGXFSZ, whose default action kills the whole program: the
+/// allocator must never do that, so it leaves publishing off instead.
+fn file_size_allowed(len: usize) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we pass; failure leaves it zeroed, which we treat as
+    // "not allowed".
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } != 0 {
+        return false;
+    }
+    lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= len as libc::rlim_t
+}
+
+/// The header of a region of this process: (word index, value).
+fn header_words() -> [(usize, u64); 9] {
+    [
+        (H_MAGIC, MAGIC),
+        (H_VERSION, LAYOUT_VERSION),
+        (H_HEADER_BYTES, (HEADER_WORDS * 8) as u64),
+        (H_BODY_BYTES, (BODY_WORDS * 8) as u64),
+        (H_CLASSES, crate::size_class::NUM_CLASSES as u64),
+        (H_EPOCHS, crate::epoch::EPOCH_SLOTS as u64),
+        (H_LABELS, crate::counters::MAX_LABELS as u64),
+        // SAFETY: getpid has no preconditions.
+        (H_PID, unsafe { libc::getpid() } as u64),
+        (H_INTERVAL, PUBLISH_INTERVAL_NS),
+    ]
+}
+
 fn create() -> *mut AtomicU64 {
     if crate::os::env_is_off(c"TSLAB_PUBLISH") {
         STATE.store(2, Ordering::Relaxed);
@@ -75,7 +104,7 @@ fn create() -> *mut AtomicU64 {
             STATE.store(2, Ordering::Relaxed);
             return core::ptr::null_mut();
         }
-        if libc::ftruncate(fd, len as libc::off_t) != 0 {
+        if !file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
             libc::close(fd);
             STATE.store(2, Ordering::Relaxed);
             return core::ptr::null_mut();
@@ -87,18 +116,7 @@ fn create() -> *mut AtomicU64 {
             return core::ptr::null_mut();
         }
         let words = p.cast::<AtomicU64>();
-        let header = [
-            (H_MAGIC, MAGIC),
-            (H_VERSION, LAYOUT_VERSION),
-            (H_HEADER_BYTES, (HEADER_WORDS * 8) as u64),
-            (H_BODY_BYTES, (BODY_WORDS * 8) as u64),
-            (H_CLASSES, crate::size_class::NUM_CLASSES as u64),
-            (H_EPOCHS, crate::epoch::EPOCH_SLOTS as u64),
-            (H_LABELS, crate::counters::MAX_LABELS as u64),
-            (H_PID, libc::getpid() as u64),
-            (H_INTERVAL, PUBLISH_INTERVAL_NS),
-        ];
-        for (i, v) in header {
+        for (i, v) in header_words() {
             (*words.add(i)).store(v, Ordering::Relaxed);
         }
         REGION_FD.store(fd, Ordering::Relaxed);
@@ -174,7 +192,7 @@ pub(crate) fn publish_fake_region(version: u64) -> bool {
     // leaked on purpose (the region must stay visible).
     unsafe {
         let fd = libc::memfd_create(c"temporal-slab-stats".as_ptr(), libc::MFD_CLOEXEC);
-        if fd < 0 || libc::ftruncate(fd, len as libc::off_t) != 0 {
+        if fd < 0 || !file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
             return false;
         }
         let p = libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
@@ -182,9 +200,25 @@ pub(crate) fn publish_fake_region(version: u64) -> bool {
             return false;
         }
         let words = p.cast::<AtomicU64>();
-        (*words.add(H_MAGIC)).store(MAGIC, Ordering::Relaxed);
+        for (i, v) in header_words() {
+            (*words.add(i)).store(v, Ordering::Relaxed);
+        }
         (*words.add(H_VERSION)).store(version, Ordering::Relaxed);
-        (*words.add(H_PID)).store(libc::getpid() as u64, Ordering::Relaxed);
+        // One (empty, all-zero) snapshot "published": a reader copies the body.
+        (*words.add(H_PUBLISHES)).store(1, Ordering::Relaxed);
+        FAKE_FD.store(fd, Ordering::Relaxed);
         true
     }
+}
+
+/// The descriptor of the last region `publish_fake_region` made (-1: none).
+static FAKE_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+
+/// Test hook: resizes the last fake region to `len` bytes, as a hostile target could do to its
+/// memfd while a reader copies it. Nothing of ours writes the fake region after it is made, so
+/// this hurts only readers. Returns false when there is no fake region or the resize failed.
+pub(crate) fn resize_fake_region(len: usize) -> bool {
+    let fd = FAKE_FD.load(Ordering::Relaxed);
+    // SAFETY: ftruncate on our own descriptor (or -1, which fails cleanly).
+    fd >= 0 && file_size_allowed(len) && unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0
 }
