@@ -1,8 +1,10 @@
 //! What the `stats_dump` and `tslab` tools share: the human summary of a snapshot, the doctor's
-//! ranked findings, number formatting, and the bundled demo workload they attach to.
+//! ranked findings, number formatting, the bundled demo workload they attach to, and their
+//! command-line conventions.
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod doctor;
 pub mod fmt;
 pub mod summary;

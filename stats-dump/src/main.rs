@@ -65,7 +65,7 @@ struct Cli {
     doctor: bool,
     /// Seconds after which an epoch that has ended but is still held open by domains opened in
     /// it (never ended) counts as stuck.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = tslab_tools::cli::parse_seconds)]
     stuck_after: f64,
 }
 
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed stdout (`stats_dump ... | head`) is not an error.
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            if tslab_tools::cli::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("stats_dump: {e:#}");

@@ -112,6 +112,13 @@ pub fn write_textfile(path: &Path, text: &[u8]) -> Result<()> {
     }
     let fail = |e: io::Error| anyhow!("cannot write textfile {shown}: {}; {outcome}", cause_and_fix(&e, dir));
 
+    if let Some(limit) = file_size_limit() {
+        if text.len() as u64 > limit {
+            // Writing past the limit would raise SIGXFSZ, which kills this process midway and
+            // leaves its temporary file behind: refuse before creating it.
+            return Err(fail(io::Error::from_raw_os_error(libc::EFBIG)));
+        }
+    }
     remove_stale_temps(dir, name);
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let mut temp = TempFile::create(dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()))).map_err(fail)?;
@@ -127,6 +134,14 @@ pub fn write_textfile(path: &Path, text: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// This process's soft file size limit (`ulimit -f`) in bytes, from `/proc/self/limits`; `None`
+/// when unlimited or unknown.
+fn file_size_limit() -> Option<u64> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max file size"))?;
+    line["Max file size".len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// One line: what went wrong, then what to do about it.

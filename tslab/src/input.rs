@@ -6,6 +6,7 @@
 //! into the binary) - so a `tslab` command never works on a document it misreads.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,6 +17,31 @@ use temporal_slab::Snapshot;
 /// The snapshot schema, as shipped in `schemas/`.
 const SCHEMA_TEXT: &str = include_str!("../../schemas/snapshot.schema.json");
 const SCHEMA_URL: &str = "https://temporal-slab.invalid/schemas/snapshot.schema.json";
+
+/// Default of `--max-input-mib`.
+pub const DEFAULT_MAX_INPUT_MIB: u64 = 64;
+
+static MAX_INPUT_MIB: AtomicU64 = AtomicU64::new(DEFAULT_MAX_INPUT_MIB);
+
+/// Sets the cap on documents read from files and standard input (`--max-input-mib`).
+pub fn set_max_input_mib(mib: u64) {
+    MAX_INPUT_MIB.store(mib, Ordering::Relaxed);
+}
+
+/// Reads all of `r` (named `origin` in errors), refusing more than the cap.
+fn read_capped(r: impl Read, origin: &str) -> Result<Vec<u8>> {
+    let mib = MAX_INPUT_MIB.load(Ordering::Relaxed);
+    let cap = mib.saturating_mul(1 << 20);
+    let mut bytes = Vec::new();
+    r.take(cap.saturating_add(1)).read_to_end(&mut bytes).with_context(|| format!("reading {origin}"))?;
+    if bytes.len() as u64 > cap {
+        bail!(
+            "{origin}: more than {mib} MiB of input, far more than any snapshot: check that this is a \
+             snapshot file (or raise the cap with --max-input-mib)"
+        );
+    }
+    Ok(bytes)
+}
 
 /// Input options shared by the subcommands that read one snapshot.
 #[derive(clap::Args, Debug, Clone)]
@@ -48,12 +74,11 @@ pub fn from_pid(pid: u32) -> Result<Snapshot> {
 
 /// Reads a snapshot from the file at `path`, or from standard input when `path` is `-`.
 pub fn from_path(path: &str) -> Result<Snapshot> {
-    let mut bytes = Vec::new();
     if path == "-" {
-        std::io::stdin().lock().read_to_end(&mut bytes).context("reading standard input")?;
+        let bytes = read_capped(std::io::stdin().lock(), "standard input")?;
         parse(&bytes, "standard input")
     } else {
-        bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 anyhow!("{path}: no such file: give the path of a snapshot file (or - for standard input)")
             }
@@ -62,6 +87,10 @@ pub fn from_path(path: &str) -> Result<Snapshot> {
             }
             _ => anyhow!("{path}: cannot read: {e}"),
         })?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            bail!("{path}: is a directory: give the path of a snapshot file (or - for standard input)");
+        }
+        let bytes = read_capped(file, path)?;
         parse(&bytes, path)
     }
 }

@@ -8,6 +8,7 @@
 mod demo;
 mod diff;
 mod export;
+mod http;
 mod input;
 mod prom;
 mod serve;
@@ -59,6 +60,10 @@ EXIT STATUS:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The largest snapshot document read from a file or standard input, in MiB (a snapshot is
+    /// tens of KiB; larger input is refused before it is parsed, so no input can exhaust memory).
+    #[arg(long, global = true, value_name = "MIB", default_value_t = input::DEFAULT_MAX_INPUT_MIB)]
+    max_input_mib: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,7 +100,7 @@ enum Command {
         input: InputArgs,
         /// Seconds after which an epoch that has ended but is still held open by domains opened
         /// in it (never ended) counts as stuck.
-        #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = tslab_tools::cli::parse_seconds)]
         stuck_after: f64,
     },
     /// Run the bundled demo workload, attach to it, show top, write a textfile, then stop it.
@@ -166,13 +171,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    input::set_max_input_mib(cli.max_input_mib);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             // A closed stdout (`tslab ... | head`) is not an error.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if tslab_tools::cli::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             let msg = format!("{e:#}").replace('\n', " ");

@@ -136,6 +136,25 @@ fn screen(prev: &Snapshot, s: &Snapshot, r: &Rates, interval: Duration) -> Resul
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Why a target's snapshot stopped changing, in one line with the fix.
+fn not_publishing(pid: u32, for_how_long: Duration) -> String {
+    // Field 3 of /proc/PID/stat, after the parenthesised command name: T = stopped, t = traced.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()));
+    let secs = for_how_long.as_secs_f64();
+    match state {
+        Some('T' | 't') => format!(
+            "pid {pid} is stopped (SIGSTOP or a debugger) and has published nothing new for {secs:.1} s: \
+             resume it (kill -CONT {pid}) and watch again"
+        ),
+        _ => format!(
+            "pid {pid} has published no new snapshot for {secs:.1} s (it publishes every 100 ms): it is frozen \
+             or its reclaimer thread is blocked; check it with ps -o stat= -p {pid}"
+        ),
+    }
+}
+
 /// `tslab watch`.
 pub fn run(args: &WatchArgs) -> Result<()> {
     if args.interval < Duration::from_millis(100) {
@@ -145,12 +164,21 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let mut prev = crate::input::from_pid(args.pid)?;
     let mut shown = 0u64;
     let mut next = Instant::now() + args.interval;
+    // The target publishes every 100 ms: this long without a new snapshot means it has stopped.
+    let stale_after = (args.interval * 3).max(Duration::from_secs(1));
+    let mut fresh_at = Instant::now();
     while args.count.is_none_or(|n| shown < n) {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += args.interval;
         let snap = crate::input::from_pid(args.pid)?;
-        // The target publishes every 100 ms; an unchanged snapshot gives no rate yet.
-        let Some(r) = rates(&prev, &snap) else { continue };
+        // An unchanged snapshot gives no rate yet.
+        let Some(r) = rates(&prev, &snap) else {
+            if fresh_at.elapsed() >= stale_after {
+                bail!("{}", not_publishing(args.pid, fresh_at.elapsed()));
+            }
+            continue;
+        };
+        fresh_at = Instant::now();
         let mut out = std::io::stdout().lock();
         if redraw {
             write!(out, "\x1b[H\x1b[2J{}", screen(&prev, &snap, &r, args.interval)?)?;
