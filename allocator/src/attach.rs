@@ -1,6 +1,6 @@
 //! Reading another process's published counters (see `publish.rs`): find its region through
 //! `/proc/PID/fd`, copy a consistent snapshot under the seqlock with `pread` (never a mapping:
-//! see [`read_region`]).
+//! see `read_region`).
 //!
 //! Every failure is an [`AttachError`] whose message names the cause and the fix in one line.
 
