@@ -210,6 +210,6 @@ mod tests {
         assert!(parse_request_line(b"GET /metrics").is_none());
         assert!(parse_request_line(b"GET /metrics SPDY/3").is_none());
         assert!(parse_request_line(b"\xff\xfe /x HTTP/1.1").is_none());
-        assert_eq!(find_blank_line(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(22));
+        assert_eq!(find_blank_line(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(20));
     }
 }

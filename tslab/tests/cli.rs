@@ -1,18 +1,17 @@
 //! `tslab` end to end: every subcommand on the schema's example snapshots and on a live workload
 //! process, and every kind of bad input (one clear line on stderr, exit 2, no panic).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: temporal_slab::TemporalSlab = temporal_slab::TemporalSlab::new();
 
-fn tslab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tslab"))
-}
+mod common;
+use common::{tslab, Target};
 
 fn examples() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples");
@@ -61,36 +60,6 @@ fn fails(args: &[&str], stdin: Option<&[u8]>, needle: &str) {
     assert!(err.starts_with("tslab: "), "tslab {args:?}: {err}");
     assert!(err.contains(needle), "tslab {args:?}: {err:?} does not mention {needle:?}");
     assert!(out.stdout.is_empty(), "tslab {args:?} wrote to stdout: {}", text(&out.stdout));
-}
-
-/// A live `tslab workload`, killed when dropped.
-struct Target {
-    child: Child,
-    pid: u32,
-}
-
-impl Target {
-    fn start(extra: &[&str]) -> Target {
-        let mut child = tslab()
-            .args(["workload", "--threads", "2", "--seconds", "120s"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("workload printed nothing").unwrap();
-        let pid =
-            line.strip_prefix("ready pid=").unwrap_or_else(|| panic!("unexpected line {line:?}")).parse().unwrap();
-        Target { child, pid }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

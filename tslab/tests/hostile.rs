@@ -8,40 +8,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tslab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tslab"))
-}
+mod common;
+use common::{tslab, Target};
 
 fn example() -> String {
     format!("{}/../schemas/examples/demo-in-process.json", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A live `tslab workload`, killed when dropped.
-struct Target {
-    child: Child,
-    pid: u32,
-}
-
-impl Target {
-    fn start() -> Target {
-        let mut child = tslab()
-            .args(["workload", "--threads", "1", "--seconds", "120s"])
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("workload printed nothing").unwrap();
-        let pid = line.strip_prefix("ready pid=").unwrap().parse().unwrap();
-        Target { child, pid }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `tslab serve` for `pid` on a free port, killed when dropped.
@@ -96,7 +67,7 @@ fn scrape(addr: &str) -> (String, Duration) {
 
 #[test]
 fn a_pipelining_client_that_never_reads_delays_no_one_else() {
-    let t = Target::start();
+    let t = Target::start(&[]);
     let server = Server::start(t.pid);
     let mut hog = TcpStream::connect(&server.addr).unwrap();
     for _ in 0..50 {
@@ -112,7 +83,7 @@ fn a_pipelining_client_that_never_reads_delays_no_one_else() {
 
 #[test]
 fn huge_and_slow_requests_keep_memory_and_threads_bounded() {
-    let t = Target::start();
+    let t = Target::start(&[]);
     let server = Server::start(t.pid);
     // Four clients each send 32 MiB of a request line that never ends.
     let chunk = vec![b'a'; 1 << 20];
@@ -216,7 +187,7 @@ fn a_small_file_size_limit_kills_nothing_and_leaves_no_temp_file() {
 
 #[test]
 fn watch_on_a_stopped_target_says_so_and_ends() {
-    let t = Target::start();
+    let t = Target::start(&[]);
     let pid = t.pid.to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let start = Instant::now();
@@ -240,7 +211,7 @@ fn seconds_options_refuse_nan_and_negative() {
 
 #[test]
 fn listen_takes_a_host_name() {
-    let t = Target::start();
+    let t = Target::start(&[]);
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = tslab()
         .args(["serve", "--pid", &t.pid.to_string(), "--listen", &format!("localhost:{port}")])
