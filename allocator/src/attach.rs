@@ -37,6 +37,13 @@ pub enum AttachError {
     Busy(u32),
     /// The region was cut short while being read (the target truncated it).
     Truncated(u32),
+    /// The snapshot breaks an invariant no real process breaks (`plausible.rs`).
+    Implausible {
+        /// The target's pid.
+        pid: u32,
+        /// The invariant broken.
+        why: String,
+    },
     /// Another I/O error.
     Io {
         /// The target's pid.
@@ -74,6 +81,11 @@ impl fmt::Display for AttachError {
                 f,
                 "pid {p}'s statistics region was cut short while being read (the target truncated \
                  it): the target is not a well-behaved temporal-slab process; check what runs as pid {p}"
+            ),
+            AttachError::Implausible { pid, why } => write!(
+                f,
+                "pid {pid}'s statistics are not those of a temporal-slab process ({why}): the region was \
+                 forged or corrupted; check what runs as pid {pid}"
             ),
             AttachError::Io { pid, what } => write!(f, "reading statistics of pid {pid}: {what}"),
         }
@@ -119,9 +131,12 @@ pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
             Err(e) => return Err(e),
         }
     }
+    // Field 3 of /proc/PID/stat, after the parenthesised command name: Z = exited, not reaped.
+    let zombie = std::fs::read_to_string(format!("{proc_dir}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')));
     match unknown {
         Some(found) => Err(AttachError::UnknownLayout { pid, found }),
-        None if std::fs::metadata(&proc_dir).is_err() => Err(AttachError::Exited(pid)),
+        None if zombie || std::fs::metadata(&proc_dir).is_err() => Err(AttachError::Exited(pid)),
         None => Err(AttachError::NotPublishing(pid)),
     }
 }
@@ -183,7 +198,9 @@ fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
             return Err(AttachError::Truncated(pid));
         }
         if s1 == seq[0] {
-            return Ok(Some(Snapshot::from_raw(&raw)));
+            let snap = Snapshot::from_raw(&raw);
+            crate::plausible::check(&snap, Some(pid)).map_err(|why| AttachError::Implausible { pid, why })?;
+            return Ok(Some(snap));
         }
     }
     Err(AttachError::Busy(pid))

@@ -11,6 +11,7 @@
 //!  reclaim (background thread: decay, parked heaps, bucket rotation, auto-advance, publish)
 //!   |
 //!  attach -> publish -> stats (snapshots: fold every layer's counters into plain data)
+//!   |   \-> plausible -> stats (the invariants every snapshot keeps, checked on foreign ones)
 //!   |
 //!  domain (EpochDomain, guards, label registry)
 //!   |

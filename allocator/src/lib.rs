@@ -27,6 +27,7 @@ pub mod epoch;
 mod heap;
 pub mod large;
 pub mod os;
+pub mod plausible;
 pub mod publish;
 pub mod reclaim;
 mod ring;

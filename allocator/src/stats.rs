@@ -697,13 +697,16 @@ impl Snapshot {
     /// published region).
     pub(crate) fn from_raw(raw: &RawSnapshot) -> Snapshot {
         let rg = &raw.global;
-        let pct = |a: u64, b: u64| if a + b == 0 { 0.0 } else { a as f64 * 100.0 / (a + b) as f64 };
+        // Saturating arithmetic throughout: the words may come from another process, which could
+        // write anything there (`plausible.rs` then rejects what cannot be true).
+        let pct =
+            |a: u64, b: u64| if a.saturating_add(b) == 0 { 0.0 } else { a as f64 * 100.0 / (a as f64 + b as f64) };
         let classes: Vec<ClassStats> = SizeClass::all()
             .map(|c| {
                 let r = &raw.classes[c.index()];
                 let size = c.object_size() as u64;
                 let live = r.allocations.saturating_sub(r.frees);
-                let live_bytes = live * size;
+                let live_bytes = live.saturating_mul(size);
                 ClassStats {
                     class_index: c.index() as u32,
                     object_size: size,
@@ -713,7 +716,7 @@ impl Snapshot {
                     live_bytes,
                     partial_slabs: r.partial,
                     full_slabs: r.full,
-                    net_slabs: r.partial + r.full,
+                    net_slabs: r.partial.saturating_add(r.full),
                     cached_empty_slabs: r.warm,
                     cache_capacity: segment::WARM_MAX as u64,
                     new_slabs: r.new_slabs,
@@ -792,13 +795,13 @@ impl Snapshot {
                 }
             })
             .collect();
-        let small_live: u64 = classes.iter().map(|c| c.live_bytes).sum();
-        let sum = |f: fn(&ClassStats) -> u64| classes.iter().map(f).sum::<u64>();
+        let small_live: u64 = classes.iter().fold(0u64, |t, c| t.saturating_add(c.live_bytes));
+        let sum = |f: fn(&ClassStats) -> u64| classes.iter().fold(0u64, |t, c| t.saturating_add(f(c)));
         Snapshot {
             schema_version: SCHEMA_VERSION,
             version: env!("CARGO_PKG_VERSION").to_string(),
             timestamp_ns: rg.timestamp_ns,
-            pid: rg.pid as u32,
+            pid: u32::try_from(rg.pid).unwrap_or(u32::MAX),
             page_size: rg.page_size,
             slab_size: SLAB_SIZE as u64,
             epoch_count: EPOCH_SLOTS as u32,

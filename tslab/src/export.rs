@@ -89,6 +89,9 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
 /// Replaces `path` with `text` atomically (see the module docs).
 pub fn write_textfile(path: &Path, text: &[u8]) -> Result<()> {
     let shown = path.display();
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        bail!("--textfile {shown}: ends in /, so it names a directory: give a file path ending in .prom");
+    }
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         bail!(
             "--textfile {shown}: give a file path ending in .prom (e.g. /var/lib/prometheus/node-exporter/tslab.prom)"

@@ -3,7 +3,9 @@
 //! Every document read from a file or stdin is checked before use, in the order that gives the
 //! most useful message: empty, not JSON (or cut off), not a snapshot at all, a `schema_version`
 //! this tool does not know, then the full JSON Schema (`schemas/snapshot.schema.json`, compiled
-//! into the binary) - so a `tslab` command never works on a document it misreads.
+//! into the binary), then the invariants every real snapshot satisfies (`plausible.rs` in the
+//! allocator, the same check as for `--pid`) - so a `tslab` command never works on a document it
+//! misreads.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,7 +128,11 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Snapshot> {
         _ => bail!("{origin}: unknown snapshot schema_version {version}: this tslab reads version {SCHEMA_VERSION}"),
     }
     validate(&doc).map_err(|e| anyhow!("{origin}: not a valid temporal-slab snapshot: {e}"))?;
-    serde_json::from_value(doc).map_err(|e| anyhow!("{origin}: not a valid temporal-slab snapshot: {e}"))
+    let snap: Snapshot =
+        serde_json::from_value(doc).map_err(|e| anyhow!("{origin}: not a valid temporal-slab snapshot: {e}"))?;
+    temporal_slab::plausible::check(&snap, None)
+        .map_err(|e| anyhow!("{origin}: not a valid temporal-slab snapshot: {e} (forged or corrupted)"))?;
+    Ok(snap)
 }
 
 /// Validates `doc` against the snapshot schema; the error is the first innermost failure, on
@@ -151,4 +157,65 @@ fn validate(doc: &Value) -> Result<(), String> {
         let at = if at.is_empty() { "/".to_string() } else { at };
         format!("at {at}: {}", leaf.kind).replace('\n', " ")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../schemas/examples/demo-in-process.json");
+
+    #[test]
+    fn the_example_snapshot_loads() {
+        assert!(parse(EXAMPLE.as_bytes(), "example").is_ok());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// The snapshot loader on damaged documents (bytes of the example overwritten, cut, or
+        /// random): an error or a snapshot, never a panic.
+        #[test]
+        fn damaged_documents_never_panic(
+            edits in proptest::collection::vec((0usize..EXAMPLE.len(), proptest::prelude::any::<u8>()), 0..16),
+            cut in 0usize..=EXAMPLE.len(),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut bytes = EXAMPLE.as_bytes().to_vec();
+            for (i, b) in edits {
+                bytes[i] = b;
+            }
+            let _ = parse(&bytes, "damaged");
+            let _ = parse(&bytes[..cut], "cut");
+            let _ = parse(&noise, "noise");
+        }
+
+        /// Numbers changed to extremes in a well-formed document: checked, never trusted.
+        #[test]
+        fn extreme_numbers_never_panic(picks in proptest::collection::vec((0usize..400, 0u8..4), 1..8)) {
+            let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
+            let mut leaves = Vec::new();
+            collect_numbers(&doc, String::new(), &mut leaves);
+            for (i, kind) in picks {
+                let path = &leaves[i % leaves.len()];
+                if let Some(v) = doc.pointer_mut(path) {
+                    *v = match kind {
+                        0 => serde_json::json!(u64::MAX),
+                        1 => serde_json::json!(-1),
+                        2 => serde_json::json!(1e308),
+                        _ => serde_json::json!(0),
+                    };
+                }
+            }
+            let _ = parse(&serde_json::to_vec(&doc).unwrap(), "extreme");
+        }
+    }
+
+    fn collect_numbers(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Number(_) => out.push(at),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| collect_numbers(x, format!("{at}/{i}"), out)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| collect_numbers(x, format!("{at}/{k}"), out)),
+            _ => {}
+        }
+    }
 }

@@ -227,3 +227,17 @@ fn listen_takes_a_host_name() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn forged_counters_in_a_file_are_rejected() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["classes"][3]["net_slabs"] = serde_json::json!(u64::MAX - 1);
+    let path = std::env::temp_dir().join(format!("tslab-forged-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = tslab().args(["stats"]).arg(&path).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("net_slabs") && err.contains("forged or corrupted"), "{err}");
+}
