@@ -74,6 +74,25 @@ pub fn from_pid(pid: u32) -> Result<Snapshot> {
     Ok(temporal_slab::attach::snapshot_of(pid)?)
 }
 
+/// Why a target's snapshot stopped changing, in one line with the fix.
+pub fn not_publishing(pid: u32, for_how_long: std::time::Duration) -> String {
+    // Field 3 of /proc/PID/stat, after the parenthesised command name: T = stopped, t = traced.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()));
+    let secs = for_how_long.as_secs_f64();
+    match state {
+        Some('T' | 't') => format!(
+            "pid {pid} is stopped (SIGSTOP or a debugger) and has published nothing new for {secs:.1} s: \
+             resume it (kill -CONT {pid}) and watch again"
+        ),
+        _ => format!(
+            "pid {pid} has published no new snapshot for {secs:.1} s (it publishes every 100 ms): it is frozen \
+             or its reclaimer thread is blocked; check it with ps -o stat= -p {pid}"
+        ),
+    }
+}
+
 /// Reads a snapshot from the file at `path`, or from standard input when `path` is `-`.
 pub fn from_path(path: &str) -> Result<Snapshot> {
     if path == "-" {

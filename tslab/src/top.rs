@@ -248,7 +248,13 @@ pub fn run(args: &TopArgs) -> Result<()> {
             };
             let before = crate::input::from_pid(pid)?;
             std::thread::sleep(window);
-            (Some(before), crate::input::from_pid(pid)?)
+            let after = crate::input::from_pid(pid)?;
+            // The target publishes every 100 ms: no new snapshot in a longer window means it has
+            // stopped, which no window length would fix.
+            if window >= Duration::from_millis(200) && after.timestamp_ns == before.timestamp_ns {
+                bail!("{}", crate::input::not_publishing(pid, window));
+            }
+            (Some(before), after)
         }
         None => (None, args.input.load()?),
     };

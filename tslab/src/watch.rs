@@ -136,25 +136,6 @@ fn screen(prev: &Snapshot, s: &Snapshot, r: &Rates, interval: Duration) -> Resul
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Why a target's snapshot stopped changing, in one line with the fix.
-fn not_publishing(pid: u32, for_how_long: Duration) -> String {
-    // Field 3 of /proc/PID/stat, after the parenthesised command name: T = stopped, t = traced.
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()));
-    let secs = for_how_long.as_secs_f64();
-    match state {
-        Some('T' | 't') => format!(
-            "pid {pid} is stopped (SIGSTOP or a debugger) and has published nothing new for {secs:.1} s: \
-             resume it (kill -CONT {pid}) and watch again"
-        ),
-        _ => format!(
-            "pid {pid} has published no new snapshot for {secs:.1} s (it publishes every 100 ms): it is frozen \
-             or its reclaimer thread is blocked; check it with ps -o stat= -p {pid}"
-        ),
-    }
-}
-
 /// `tslab watch`.
 pub fn run(args: &WatchArgs) -> Result<()> {
     if args.interval < Duration::from_millis(100) {
@@ -174,7 +155,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
         // An unchanged snapshot gives no rate yet.
         let Some(r) = rates(&prev, &snap) else {
             if fresh_at.elapsed() >= stale_after {
-                bail!("{}", not_publishing(args.pid, fresh_at.elapsed()));
+                bail!("{}", crate::input::not_publishing(args.pid, fresh_at.elapsed()));
             }
             continue;
         };

@@ -186,17 +186,21 @@ fn a_small_file_size_limit_kills_nothing_and_leaves_no_temp_file() {
 }
 
 #[test]
-fn watch_on_a_stopped_target_says_so_and_ends() {
+fn watch_and_top_on_a_stopped_target_say_so_and_end() {
     let t = Target::start(&[]);
     let pid = t.pid.to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let start = Instant::now();
     let out =
         tslab().args(["watch", "--pid", &pid, "--count", "2", "--plain", "--interval", "200ms"]).output().unwrap();
+    let top = tslab().args(["top", "--pid", &pid, "--window", "300ms"]).output().unwrap();
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("is stopped"), "{err}");
+    let top_err = String::from_utf8_lossy(&top.stderr);
+    assert_eq!(top.status.code(), Some(2), "{top_err}");
+    assert!(top_err.contains("is stopped") && !top_err.contains("longer"), "{top_err}");
     assert!(start.elapsed() < Duration::from_secs(20), "watch took {:?}", start.elapsed());
     assert!(Path::new(&format!("/proc/{pid}")).exists());
 }
