@@ -382,11 +382,15 @@ impl SlabMeta {
             }
         }
         let cell = class.cell_of(off);
+        if cell as usize >= class.objects_per_slab() || cell * size != off {
+            // Not the start of one of this slab's cells: not a pointer we handed out.
+            crate::os::invalid_pointer();
+        }
         let w = cell / 64;
         let bit = 1u64 << (cell % 64);
         let word = self.bitmap_word(w);
-        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS, so `w` < BITMAP_WORDS and `word` lies
-        // in the header; the bitmap is this slab's and the caller owns the slab.
+        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS (checked above), so `w` < BITMAP_WORDS
+        // and `word` lies in the header; the bitmap is this slab's and the caller owns the slab.
         let bits = unsafe { word.read() };
         if bits & bit != 0 {
             crate::os::invalid_pointer();
