@@ -13,6 +13,8 @@
 //!  attach -> publish -> stats (snapshots: fold every layer's counters into plain data)
 //!   |   \-> plausible -> stats (the invariants every snapshot keeps, checked on foreign ones)
 //!   |
+//!  future (in_domain: a domain entered around every poll)
+//!   |
 //!  domain (EpochDomain, guards, label registry)
 //!   |
 //!  epoch (advance / end / close / join / leave: changes the ring, sweeps the heaps)

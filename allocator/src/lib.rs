@@ -24,6 +24,7 @@ mod counters;
 pub mod design;
 mod domain;
 pub mod epoch;
+pub mod future;
 mod heap;
 pub mod large;
 pub mod os;
@@ -42,6 +43,7 @@ use core::ptr;
 
 pub use domain::{label_count, DomainGuard, EpochDomain, LABEL_MAX, MAX_LABELS, OVERFLOW_LABEL};
 pub use epoch::EpochId;
+pub use future::{FutureExt, InDomain};
 pub use reclaim::AutoAdvance;
 pub use stats::{snapshot, Snapshot};
 

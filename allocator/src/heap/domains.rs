@@ -5,7 +5,7 @@
 
 use core::sync::atomic::Ordering;
 
-use super::{current, current_if_any, Heap, DOMAIN_ERA, HEAPS};
+use super::{current, Heap, DOMAIN_ERA, HEAPS};
 use crate::counters::{add_owned, GLOBAL, MAX_LABELS};
 use crate::ring::{routes_to, CURRENT_ERA};
 
@@ -18,7 +18,9 @@ pub(crate) const NO_LABEL_ID: u8 = u8::MAX;
 /// thread's current epoch costs no refresh.
 pub(crate) fn set_domain(era: u64, label: u8) {
     let _ = DOMAIN_ERA.try_with(|d| d.set(era));
-    let h = current_if_any();
+    // Made now if the thread has none yet: a thread whose first allocation comes inside a
+    // domain (a worker polling its first task) must know the label before that allocation.
+    let h = current();
     if h.is_null() {
         return;
     }
