@@ -1,5 +1,5 @@
 //! `tslab export`: a snapshot in another format. One format today: Prometheus text (0.0.4, see
-//! `prom.rs`), on standard output or as a node_exporter textfile.
+//! `prom/`), on standard output or as a node_exporter textfile.
 //!
 //! A textfile is replaced, never edited in place: the text goes to a temporary file in the same
 //! directory (`.NAME.PID.NANOS.tmp`: a leading dot and no `.prom` ending, so node_exporter's
