@@ -216,3 +216,16 @@ fn demo_mode_works_anywhere() {
         panic!("demo snapshot does not match the schema: {e:#}");
     }
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let t = start(&["--seconds", "60", "--threads", "1"], &[]);
+    let pid = t.0.id().to_string();
+    // Hang up before it writes (a reader that has had enough, as `| head` is): every write then
+    // fails with EPIPE, whatever the pipe buffer's size.
+    let mut child =
+        Command::new(STATS_DUMP).args(["--pid", &pid]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "stats_dump | head: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+}
