@@ -148,10 +148,17 @@ impl SlabMeta {
     /// Start of the slab's data pages.
     #[inline]
     pub(crate) fn start(&self) -> *mut u8 {
+        let (seg, index) = self.slot();
+        seg.wrapping_add(index << SLAB_SHIFT)
+    }
+
+    /// The segment (its header) this metadata lies in, and the slab's slot index there. Slab
+    /// metadata only exists in segment headers, at slots 1..SLABS_PER_SEGMENT.
+    #[inline(always)]
+    fn slot(&self) -> (*mut u8, usize) {
         let m = ptr::from_ref(self).cast_mut().cast::<u8>();
         let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
-        let index = (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>();
-        seg.wrapping_add(index << SLAB_SHIFT)
+        (seg, (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>())
     }
 
     #[inline]
@@ -213,12 +220,9 @@ impl SlabMeta {
     /// Word `w` (< [`BITMAP_WORDS`]) of this slab's free-cell bitmap, in its segment's header.
     #[inline(always)]
     fn bitmap_word(&self, w: u32) -> *mut u64 {
-        let m = ptr::from_ref(self).cast_mut().cast::<u8>();
-        let seg = m.map_addr(|a| a & !(SEGMENT_SIZE - 1));
-        let index = (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>();
-        // Slot 0 is the header itself and has no bitmap. Slab metadata only exists in segment
-        // headers, so `index` is 1..SLABS_PER_SEGMENT and, with w < BITMAP_WORDS, the address
-        // lies in the header.
+        let (seg, index) = self.slot();
+        // Slot 0 is the header itself and has no bitmap; `index` is 1.. (see `slot`), so with
+        // w < BITMAP_WORDS the address lies in the header.
         seg.wrapping_add(BITMAPS_OFFSET + w as usize * BITMAP_ROW_BYTES + (index - 1) * 8).cast()
     }
 
@@ -269,17 +273,25 @@ impl SlabMeta {
     /// words that have emptied since), so a slab filed as having room always has some.
     pub(crate) fn exhausted(&self) -> bool {
         let h = self.head.get();
-        if (h as u32) < (h >> 32) as u32 {
-            return false;
-        }
+        (h as u32) >= (h >> 32) as u32 && self.first_set_word().is_none()
+    }
+
+    /// Owner: the first bitmap word with a bit set, and its value (`None`: no bit set); moves
+    /// `scan` there (or past the last word).
+    fn first_set_word(&self) -> Option<(u32, u64)> {
         let words = self.words();
         let mut w = self.scan.get();
-        // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
-        while w < words && unsafe { self.bitmap_word(w).read() } == 0 {
+        while w < words {
+            // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
+            let word = unsafe { self.bitmap_word(w).read() };
+            if word != 0 {
+                self.scan.set(w);
+                return Some((w, word));
+            }
             w += 1;
         }
-        self.scan.set(w.min(words));
-        w >= words
+        self.scan.set(words);
+        None
     }
 
     /// Fast path, owner: takes the cell at the head run's `cur` (`None`: the head run is empty).
@@ -306,34 +318,23 @@ impl SlabMeta {
         if let Some(got) = self.take_head() {
             return Some(got);
         }
-        let words = self.words();
-        let mut w = self.scan.get();
-        while w < words {
-            let at = self.bitmap_word(w);
-            // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
-            let word = unsafe { at.read() };
-            if word != 0 {
-                let first = word.trailing_zeros();
-                let len = (!(word >> first)).trailing_zeros();
-                let run = if len == 64 { !0 } else { ((1u64 << len) - 1) << first };
-                // SAFETY: as above.
-                unsafe { at.write(word & !run) };
-                self.scan.set(w);
-                let size = self.class().object_size() as u32;
-                let cur = (w * 64 + first) * size;
-                let end = cur + len * size;
-                let bump = self.bump();
-                self.fresh.set(cur >= bump && self.zeroed());
-                if end > bump {
-                    self.set_bump(end);
-                }
-                self.head.set(pack(cur, end));
-                return self.take_head();
-            }
-            w += 1;
+        let (w, word) = self.first_set_word()?;
+        let first = word.trailing_zeros();
+        let len = (!(word >> first)).trailing_zeros();
+        let run = if len == 64 { !0 } else { ((1u64 << len) - 1) << first };
+        // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is this slab's
+        // and we own it.
+        unsafe { self.bitmap_word(w).write(word & !run) };
+        let size = self.class().object_size() as u32;
+        let cur = (w * 64 + first) * size;
+        let end = cur + len * size;
+        let bump = self.bump();
+        self.fresh.set(cur >= bump && self.zeroed());
+        if end > bump {
+            self.set_bump(end);
         }
-        self.scan.set(words);
-        None
+        self.head.set(pack(cur, end));
+        self.take_head()
     }
 
     /// Owner: returns `obj` to the free cells. Returns the new `used` count.

@@ -20,9 +20,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::{Heap, HEAPS};
-use crate::segment::{header_of, slab_of};
 use crate::size_class::{SizeClass, CLASS_SIZES, NUM_CLASSES};
-use crate::slab::SlabState;
 
 /// Objects a class's cache holds at most.
 pub(crate) const CACHE_SLOTS: usize = 32;
@@ -98,17 +96,10 @@ impl Heap {
             let count = class.pick(&self.cache.counts);
             let slots = class.pick(&self.cache.slots);
             for slot in &slots[..usize::from(count.load(Ordering::Relaxed)).min(CACHE_SLOTS)] {
-                let p = slot.replace(ptr::null_mut());
                 // SAFETY: cached objects are dead objects of slabs this heap owns (pushed by
                 // `free_small` after its ownership check; a slab with a cached object counts
-                // it in `used`, so it cannot have changed owner since).
-                unsafe {
-                    let slab = &*slab_of(header_of(p), p);
-                    let used = slab.push_local(p.cast());
-                    if slab.state() != SlabState::Bin {
-                        self.after_local_free(slab, used);
-                    }
-                }
+                // it in `used`, so it cannot have changed owner since), each cached once.
+                unsafe { self.give_back(slot.replace(ptr::null_mut())) };
             }
             count.store(0, Ordering::Relaxed);
         }

@@ -471,14 +471,24 @@ impl Heap {
             // an object not yet returned).
             unsafe {
                 let next = (*obj).next;
-                let p = obj.cast::<u8>();
-                let slab = &*slab_of(header_of(p), p);
-                let used = slab.push_local(obj);
-                if slab.state() != SlabState::Bin {
-                    self.after_local_free(slab, used);
-                }
+                self.give_back(obj.cast());
                 obj = next;
             }
+        }
+    }
+
+    /// Owner: returns the dead object `p` to its slab and files the slab if that changed what it
+    /// is (emptied, or a full slab now with room). For pending and cached frees.
+    ///
+    /// # Safety
+    /// `p` must be a dead object of a slab this heap owns, returned once.
+    pub(crate) unsafe fn give_back(&self, p: *mut u8) {
+        // SAFETY: `p` is ours (caller), so its header and slab metadata are valid.
+        let slab = unsafe { &*slab_of(header_of(p), p) };
+        // SAFETY: forwarded caller guarantee.
+        let used = unsafe { slab.push_local(p.cast()) };
+        if slab.state() != SlabState::Bin {
+            self.after_local_free(slab, used);
         }
     }
 
