@@ -7,7 +7,8 @@ use temporal_slab::stats::{ClassStats, EpochStats};
 use super::PREFIX;
 
 /// The metric type written on the `# TYPE` line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(super) enum Kind {
     Counter,
     Gauge,
@@ -22,7 +23,6 @@ pub(super) enum Value {
     Nanos(u64),
 }
 
-pub(super) use Kind::{Counter, Gauge};
 pub(super) use Value::{Float, Int, Nanos};
 
 /// Label names and raw (unescaped) values of one sample, in output order.
@@ -68,38 +68,6 @@ impl Exposition {
             push_value(&mut self.text, *value);
             self.text.push('\n');
         }
-    }
-
-    /// A family with one unlabelled sample.
-    pub(super) fn single(&mut self, name: &str, kind: Kind, help: &str, value: Value) {
-        self.family(name, kind, help, &[(Vec::new(), value)]);
-    }
-
-    /// A family with one sample per size class, labelled `class` (object size in bytes).
-    pub(super) fn per_class(
-        &mut self,
-        classes: &[&ClassStats],
-        name: &str,
-        kind: Kind,
-        help: &str,
-        f: impl Fn(&ClassStats) -> Value,
-    ) {
-        let samples: Vec<_> = classes.iter().map(|c| (class_labels(c), f(c))).collect();
-        self.family(name, kind, help, &samples);
-    }
-
-    /// A family with one sample per ring slot, labelled `epoch` (ring index); slots where `f`
-    /// gives `None` have no sample.
-    pub(super) fn per_epoch(
-        &mut self,
-        epochs: &[&EpochStats],
-        name: &str,
-        kind: Kind,
-        help: &str,
-        f: impl Fn(&EpochStats) -> Option<Value>,
-    ) {
-        let samples: Vec<_> = epochs.iter().filter_map(|e| Some((epoch_labels(e), f(e)?))).collect();
-        self.family(name, kind, help, &samples);
     }
 }
 

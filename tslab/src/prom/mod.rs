@@ -25,22 +25,25 @@
 //! - deterministic order: families in the order of [`render`], classes and epochs in snapshot
 //!   order, fixed label orders; the same snapshot always gives the same bytes.
 //!
-//! `docs/METRICS.md` maps every family to the JSON keys it comes from; a test keeps the two in
-//! step.
+//! Which families there are, their types, HELP texts and the JSON keys they come from is one
+//! list: the `x-prometheus` annotation of `schemas/snapshot.schema.json`, from which
+//! `docs/METRICS.md`'s family tables are generated too (tests check both, and that every schema
+//! key is exported or listed as not exported with the reason).
 //!
-//! Files: `encode.rs` writes families and samples (types, escaping, values), `families.rs` says
-//! which families there are and what each holds.
+//! Files: `catalog.rs` reads that list, `encode.rs` writes families and samples (types,
+//! escaping, values), `families.rs` gives each family its samples.
 
 use temporal_slab::stats::{EpochStats, LabelEntry};
 use temporal_slab::Snapshot;
 
+mod catalog;
 mod encode;
 mod families;
 #[cfg(test)]
 mod tests;
 
 use encode::{unique_by, Exposition};
-use families::{class_families, epoch_families, process_families};
+use families::{samples, Doc};
 
 const PREFIX: &str = "temporal_slab_";
 /// Most series per class family and per epoch family (the allocator's fixed table sizes).
@@ -57,9 +60,11 @@ pub fn render(s: &Snapshot) -> String {
         .filter(|e| (e.epoch_id as usize) < MAX_EPOCHS)
         .collect();
     let registry: Vec<&LabelEntry> = unique_by(&s.label_registry, MAX_LABELS, |l| l.id);
+    let doc = Doc::new(s, classes, epochs, registry);
     let mut out = Exposition { text: String::with_capacity(96 * 1024) };
-    process_families(&mut out, s, &classes, &registry);
-    class_families(&mut out, &classes);
-    epoch_families(&mut out, &epochs);
+    for f in &catalog::catalog().families {
+        let name = f.metric.strip_prefix(PREFIX).unwrap_or(&f.metric);
+        out.family(name, f.kind, &f.help, &samples(f, &doc));
+    }
     out.text
 }

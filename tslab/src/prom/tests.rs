@@ -140,10 +140,12 @@ fn epoch_state_is_one_hot_and_label_only_on_its_info_family() {
     assert!(text.contains("temporal_slab_epoch_era{epoch=\"5\"} 6\n"));
     // An epoch that domains of several labels joined.
     assert!(text.contains("temporal_slab_epoch_label_info{epoch=\"2\",label=\"(shared)\"} 1\n"));
+    // The era's label changes while it lives, so it is only on its info family; a registry
+    // entry's text never changes for its id, so the per-label families carry it.
     for line in text.lines().filter(|l| l.contains("label=\"")) {
         assert!(
-            line.starts_with("temporal_slab_epoch_label_info{")
-                || line.starts_with("temporal_slab_label_registry_info{")
+            line.starts_with("temporal_slab_epoch_label_info{") || line.starts_with("temporal_slab_label_"),
+            "{line}"
         );
     }
     // No yield before any scan: no sample, and no empty family either.
@@ -186,4 +188,106 @@ fn labels_from_arbitrary_bytes_render_to_text_promtool_accepts() {
     writer.join().unwrap().unwrap();
     let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && findings.is_empty(), "promtool: {findings}");
+}
+
+/// The catalog (the schema's `x-prometheus` list) against the schema itself: every leaf key of
+/// the snapshot is the source of a family or listed as not exported with the reason, and every
+/// key the list names exists.
+#[test]
+fn every_schema_key_is_exported_or_excused_and_none_is_invented() {
+    use super::catalog::{catalog, KeyPath};
+    let schema: serde_json::Value = serde_json::from_str(super::catalog::SCHEMA_TEXT).unwrap();
+    let mut keys = std::collections::BTreeSet::new();
+    let containers = ["classes", "epochs", "global", "label_registry"];
+    for k in schema["properties"].as_object().unwrap().keys().filter(|k| !containers.contains(&k.as_str())) {
+        keys.insert(k.clone());
+    }
+    for (def, prefix) in
+        [("class", "classes[]."), ("epoch", "epochs[]."), ("global", "global."), ("label_entry", "label_registry[].")]
+    {
+        for k in schema["$defs"][def]["properties"].as_object().unwrap().keys() {
+            keys.insert(format!("{prefix}{k}"));
+        }
+    }
+    let c = catalog();
+    let mut named = Vec::new();
+    for f in &c.families {
+        assert!(f.metric.starts_with(PREFIX), "{}: not prefixed", f.metric);
+        assert!(c.sections.contains(&f.section), "{}: unknown section {:?}", f.metric, f.section);
+        assert!(!f.help.trim().is_empty() && !f.unit.is_empty(), "{}: no HELP text or unit", f.metric);
+        match (&f.from, &f.derived) {
+            (Some(from), None) => {
+                assert!(KeyPath::parse(from).is_some(), "{}: bad path {from:?}", f.metric);
+                assert!(
+                    f.labels.is_empty() && f.source.is_none(),
+                    "{}: labels/source are for derived families",
+                    f.metric
+                );
+                named.push((f.metric.clone(), from.replace("classes[0].", "classes[].")));
+            }
+            (None, Some(derived)) => {
+                assert!(
+                    f.source.is_some() && f.scale.is_none(),
+                    "{}: a derived family needs its source text",
+                    f.metric
+                );
+                named.extend(derived.iter().map(|k| (f.metric.clone(), k.clone())));
+            }
+            _ => panic!("{}: exactly one of `from` and `derived`", f.metric),
+        }
+    }
+    for n in &c.not_exported {
+        assert!(!n.why.trim().is_empty(), "{:?}: no reason given", n.keys);
+        named.extend(n.keys.iter().map(|k| ("not_exported".to_string(), k.clone())));
+    }
+    let invented: Vec<_> = named.iter().filter(|(_, k)| !keys.contains(k)).collect();
+    assert!(invented.is_empty(), "keys named in x-prometheus that the schema does not have: {invented:?}");
+    let covered: HashSet<&str> = named.iter().map(|(_, k)| k.as_str()).collect();
+    let missing: Vec<_> = keys.iter().filter(|k| !covered.contains(k.as_str())).collect();
+    assert!(missing.is_empty(), "schema keys neither exported nor listed in x-prometheus.not_exported: {missing:?}");
+    let mut metrics: Vec<&str> = c.families.iter().map(|f| f.metric.as_str()).collect();
+    metrics.sort_unstable();
+    let before = metrics.len();
+    metrics.dedup();
+    assert_eq!(before, metrics.len(), "a family is listed twice");
+}
+
+/// Every family of the catalog has samples on a snapshot where each figure exists, in catalog
+/// order, and the renderer writes no family the catalog lacks (a derived family named in the
+/// list but not computed would be missing here).
+#[test]
+fn the_renderer_writes_exactly_the_catalog_in_its_order() {
+    let mut s = demo();
+    s.epochs[0].reclamation_yield = Some(0.5);
+    let text = render(&s);
+    let written: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    let listed: Vec<&str> = super::catalog::catalog().families.iter().map(|f| f.metric.as_str()).collect();
+    assert_eq!(written, listed);
+    // And HELP is the catalog's text.
+    for f in &super::catalog::catalog().families {
+        assert!(text.contains(&format!("# HELP {} {}\n", f.metric, escape_help(&f.help))), "{}", f.metric);
+    }
+}
+
+/// `docs/METRICS.md`'s family tables are the catalog's, as generated (`UPDATE_GOLDEN=1` rewrites
+/// them).
+#[test]
+fn metrics_doc_tables_are_generated_from_the_catalog() {
+    const BEGIN: &str = "<!-- BEGIN generated from the x-prometheus list";
+    const END: &str = "<!-- END generated -->";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/METRICS.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let begin = doc.find(BEGIN).expect("docs/METRICS.md has the BEGIN marker");
+    let begin = begin + doc[begin..].find('\n').unwrap() + 1;
+    let end = doc.find(END).expect("docs/METRICS.md has the END marker");
+    let want = super::catalog::metrics_tables(super::catalog::catalog());
+    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::write(path, format!("{}{want}{}", &doc[..begin], &doc[end..])).unwrap();
+        return;
+    }
+    assert!(
+        doc[begin..end] == want,
+        "docs/METRICS.md's family tables differ from the x-prometheus list of the schema: regenerate them with \
+         `UPDATE_GOLDEN=1 cargo test -p tslab metrics_doc` and review `git diff docs/METRICS.md`"
+    );
 }

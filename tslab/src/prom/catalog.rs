@@ -1,0 +1,212 @@
+//! The list of families: the `x-prometheus` annotation of the snapshot schema
+//! (`schemas/snapshot.schema.json`), embedded at build time. It is the one place that names a
+//! family, its type, unit, HELP text and the JSON keys it comes from; `families.rs` renders it in
+//! its order and `docs/METRICS.md`'s family tables are generated from it ([`metrics_tables`]).
+
+#[cfg(test)]
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use super::encode::Kind;
+
+pub(super) const SCHEMA_TEXT: &str = include_str!("../../../schemas/snapshot.schema.json");
+
+// The fields only the docs generator and the coverage tests read (section, unit, labels,
+// derived, source, not_exported) are part of the list all the same: they are kept here, parsed
+// and checked, so that the schema's annotation has one reader.
+/// The annotation: section order, families in output order, JSON keys left out with the reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) struct Catalog {
+    #[serde(rename = "$comment")]
+    _comment: String,
+    /// Section headings of `docs/METRICS.md`, in order.
+    pub sections: Vec<String>,
+    /// Every family, in output order.
+    pub families: Vec<FamilySpec>,
+    /// Schema keys that no family exports, and why.
+    pub not_exported: Vec<NotExported>,
+}
+
+/// One family.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) struct FamilySpec {
+    /// Section of `docs/METRICS.md` the family is listed in.
+    pub section: String,
+    /// Full metric name, `temporal_slab_...`.
+    pub metric: String,
+    /// `counter` or `gauge`.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// Unit, in words (for the docs).
+    pub unit: String,
+    /// Labels of a derived family (a `from` family's labels follow from its path).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Key path the value comes from (see the annotation's `$comment`).
+    pub from: Option<String>,
+    /// How to scale the value of `from`.
+    pub scale: Option<Scale>,
+    /// Keys a family computed by the renderer reads.
+    pub derived: Option<Vec<String>>,
+    /// How a derived family is computed, in words (for the docs).
+    pub source: Option<String>,
+    /// The HELP text.
+    pub help: String,
+}
+
+/// A conversion of a `from` value.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Scale {
+    /// Nanoseconds, exported as seconds.
+    Nanoseconds,
+}
+
+/// Keys that are not exported.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) struct NotExported {
+    /// Key paths.
+    pub keys: Vec<String>,
+    /// Why not.
+    pub why: String,
+}
+
+/// Where a `from` path points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KeyPath<'a> {
+    /// A key of the document itself.
+    Top(&'a str),
+    /// A key of `global`.
+    Global(&'a str),
+    /// A key of the first size class (a constant shared by all).
+    FirstClass(&'a str),
+    /// One series per size class, labelled `class`.
+    PerClass(&'a str),
+    /// One series per ring slot, labelled `epoch`.
+    PerEpoch(&'a str),
+    /// One series per registry label, labelled `label_id` and `label`.
+    PerLabel(&'a str),
+}
+
+impl<'a> KeyPath<'a> {
+    /// Parses `x`, `global.x`, `classes[0].x`, `classes[].x`, `epochs[].x`, `label_registry[].x`.
+    pub(super) fn parse(path: &'a str) -> Option<KeyPath<'a>> {
+        let key =
+            |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let parsed = if let Some(k) = path.strip_prefix("global.") {
+            KeyPath::Global(k)
+        } else if let Some(k) = path.strip_prefix("classes[0].") {
+            KeyPath::FirstClass(k)
+        } else if let Some(k) = path.strip_prefix("classes[].") {
+            KeyPath::PerClass(k)
+        } else if let Some(k) = path.strip_prefix("epochs[].") {
+            KeyPath::PerEpoch(k)
+        } else if let Some(k) = path.strip_prefix("label_registry[].") {
+            KeyPath::PerLabel(k)
+        } else {
+            KeyPath::Top(path)
+        };
+        key(parsed.key()).then_some(parsed)
+    }
+
+    /// The key, without its object.
+    pub(super) fn key(self) -> &'a str {
+        match self {
+            KeyPath::Top(k)
+            | KeyPath::Global(k)
+            | KeyPath::FirstClass(k)
+            | KeyPath::PerClass(k)
+            | KeyPath::PerEpoch(k)
+            | KeyPath::PerLabel(k) => k,
+        }
+    }
+
+    /// Labels every series of a family from this path carries.
+    #[cfg(test)]
+    pub(super) fn labels(self) -> &'static [&'static str] {
+        match self {
+            KeyPath::PerClass(_) => &["class"],
+            KeyPath::PerEpoch(_) => &["epoch"],
+            KeyPath::PerLabel(_) => &["label_id", "label"],
+            _ => &[],
+        }
+    }
+}
+
+/// The catalog, parsed once.
+pub(super) fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(SCHEMA_TEXT).expect("the embedded snapshot schema is JSON (checked by tests)");
+        serde_json::from_value(schema["x-prometheus"].clone())
+            .expect("the embedded schema's x-prometheus annotation is well formed (checked by tests)")
+    })
+}
+
+#[cfg(test)]
+impl FamilySpec {
+    /// All labels of the family's series, in output order.
+    pub(super) fn all_labels(&self) -> Vec<&str> {
+        match self.from.as_deref().and_then(KeyPath::parse) {
+            Some(path) => path.labels().to_vec(),
+            None => self.labels.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The "source JSON key" cell of the docs.
+    fn source_cell(&self) -> String {
+        match (&self.from, &self.source) {
+            (Some(from), _) => match self.scale {
+                Some(Scale::Nanoseconds) => format!("`{from}` / 1e9"),
+                None => format!("`{from}`"),
+            },
+            (None, Some(source)) => format!("derived: {source}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// The `### <section>` family tables and the table of keys not exported, as they stand in
+/// `docs/METRICS.md` between the generated-region markers.
+#[cfg(test)]
+pub(super) fn metrics_tables(c: &Catalog) -> String {
+    let mut out = String::new();
+    for section in &c.sections {
+        let _ = write!(
+            out,
+            "### {section}\n\n| metric | type | labels | unit | source JSON key | meaning |\n|---|---|---|---|---|---|\n"
+        );
+        for f in c.families.iter().filter(|f| &f.section == section) {
+            let labels: Vec<String> = f.all_labels().iter().map(|l| format!("`{l}`")).collect();
+            let kind = match f.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {kind} | {} | {} | {} | {} |",
+                f.metric,
+                labels.join(", "),
+                f.unit,
+                f.source_cell().replace('|', "\\|"),
+                f.help.replace('|', "\\|")
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("### JSON keys not exported\n\n| JSON key | why |\n|---|---|\n");
+    for n in &c.not_exported {
+        let keys: Vec<String> = n.keys.iter().map(|k| format!("`{k}`")).collect();
+        let _ = writeln!(out, "| {} | {} |", keys.join(", "), n.why.replace('|', "\\|"));
+    }
+    out
+}
