@@ -1,0 +1,56 @@
+//! The response body wrapper: polls the body inside the request's domain and ends the domain
+//! with the body.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use temporal_slab::EpochDomain;
+
+pin_project! {
+    /// A response body that runs every poll inside its request's domain and lets go of the
+    /// domain at the end of the body (last frame or error) or when it is dropped, whichever comes
+    /// first. Made by [`DomainService`](crate::DomainService).
+    #[derive(Debug)]
+    pub struct DomainBody<B> {
+        #[pin]
+        inner: B,
+        domain: Option<Arc<EpochDomain>>,
+    }
+}
+
+impl<B> DomainBody<B> {
+    pub(crate) fn new(inner: B, domain: Arc<EpochDomain>) -> DomainBody<B> {
+        DomainBody { inner, domain: Some(domain) }
+    }
+}
+
+impl<B: Body> Body for DomainBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let Some(domain) = this.domain.as_ref() else { return this.inner.poll_frame(cx) };
+        let polled = {
+            let _inside = domain.enter();
+            this.inner.poll_frame(cx)
+        };
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            // The body has ended: this request no longer holds its domain (it ends now unless
+            // someone else still holds it: a handler that kept its `RequestDomain`).
+            *this.domain = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
