@@ -1,7 +1,8 @@
-//! `tslab top`: size classes or epochs ranked by any numeric field of the snapshot, or by its
-//! rate per second over a window (two snapshots of a live process).
+//! `tslab top`: size classes, epochs or domain labels ranked by any numeric field of the
+//! snapshot, or by its rate per second over a window (two snapshots of a live process).
 //!
-//! Fields are read generically from the snapshot's JSON rows (`classes[]` or `epochs[]`), so
+//! Fields are read generically from the snapshot's JSON rows (`classes[]`, `epochs[]` or
+//! `label_registry[]`), so
 //! every numeric key of the schema can be ranked by, under its JSON name, and a new counter needs
 //! no change here.
 
@@ -21,25 +22,31 @@ use crate::input::InputArgs;
     tslab top --pid 1234                              classes by live_bytes (the default)
     tslab top --pid 1234 --epochs --by live_bytes     which epochs (and labels) hold memory
     tslab top --pid 1234 --classes --by allocations --window 5s   allocation rate per class
+    tslab top --pid 1234 --labels                     domains open and bytes allocated per label (route)
+    tslab top --pid 1234 --labels --window 5s         bytes allocated per second per label
     stats_dump --pid 1234 --no-text | tslab top - --classes --by slow_path_hits --n 5
 
 FIELDS:
-    Any numeric key of a classes[] or epochs[] row of the snapshot (see
-    schemas/snapshot.schema.json); an unknown field lists the valid ones.
+    Any numeric key of a classes[], epochs[] or label_registry[] row of the snapshot (see
+    schemas/snapshot.schema.json); an unknown field lists the valid ones. The default is
+    live_bytes, and allocated_bytes for --labels.
     With --window, counters rank by their increase per second and gauges by their change per
     second (negative when falling).")]
 pub struct TopArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Rank size classes (the default).
-    #[arg(long, conflicts_with = "epochs")]
+    #[arg(long, conflicts_with_all = ["epochs", "labels"])]
     pub classes: bool,
     /// Rank epoch ring slots.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "labels")]
     pub epochs: bool,
-    /// The field to rank by.
-    #[arg(long, value_name = "FIELD", default_value = "live_bytes")]
-    pub by: String,
+    /// Rank domain labels (routes, jobs): domains open, domains opened, bytes allocated.
+    #[arg(long)]
+    pub labels: bool,
+    /// The field to rank by (default: live_bytes; allocated_bytes with --labels).
+    #[arg(long, value_name = "FIELD")]
+    pub by: Option<String>,
     /// How many rows to show.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub n: usize,
@@ -55,6 +62,8 @@ pub enum Group {
     Classes,
     /// `epochs[]`, one per ring slot.
     Epochs,
+    /// `label_registry[]`, one per domain label.
+    Labels,
 }
 
 impl Group {
@@ -62,6 +71,15 @@ impl Group {
         match self {
             Group::Classes => "classes",
             Group::Epochs => "epochs",
+            Group::Labels => "label_registry",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Group::Classes => "classes",
+            Group::Epochs => "epochs",
+            Group::Labels => "labels",
         }
     }
 }
@@ -103,6 +121,7 @@ fn identity(row: &Map<String, Value>, group: Group) -> (u64, u64) {
     match group {
         Group::Classes => (num("class_index"), 0),
         Group::Epochs => (num("epoch_id"), num("epoch_era")),
+        Group::Labels => (num("id"), 0),
     }
 }
 
@@ -112,7 +131,7 @@ fn identity(row: &Map<String, Value>, group: Group) -> (u64, u64) {
 pub fn rank(before: Option<&Snapshot>, after: &Snapshot, group: Group, by: &str) -> Result<Vec<Ranked>> {
     let fields = numeric_fields(after, group)?;
     if !fields.iter().any(|f| f == by) {
-        bail!("unknown field {by:?} for --{}: valid fields are {}", group.key(), fields.join(", "));
+        bail!("unknown field {by:?} for --{}: valid fields are {}", group.flag(), fields.join(", "));
     }
     let later = rows(after, group)?;
     let mut ranked: Vec<Ranked> = match before {
@@ -192,6 +211,10 @@ pub fn write_table(
             vec!["epoch", "era", "state", "label", "refcount", "age_s", "live"],
             vec!["epoch_id", "epoch_era", "state", "label", "refcount", "age_sec", "live_bytes"],
         ),
+        Group::Labels => (
+            vec!["label", "open", "opened", "allocated"],
+            vec!["label", "open_domains", "domains_opened", "allocated_bytes"],
+        ),
     };
     let mut table: Vec<Vec<String>> = Vec::new();
     let mut head: Vec<String> = vec!["#".into(), value_head];
@@ -201,7 +224,9 @@ pub fn write_table(
         let mut line = vec![(i + 1).to_string(), number(r.value)];
         for k in &keys {
             line.push(match *k {
-                "live_bytes" => r.row.get(*k).and_then(Value::as_u64).map(bytes).unwrap_or_else(|| "-".into()),
+                "live_bytes" | "allocated_bytes" => {
+                    r.row.get(*k).and_then(Value::as_u64).map(bytes).unwrap_or_else(|| "-".into())
+                }
                 "label" => match cell(&r.row, k) {
                     l if l.is_empty() => "-".into(),
                     l => l.escape_debug().to_string(),
@@ -240,7 +265,12 @@ pub fn write_table(
 
 /// `tslab top`.
 pub fn run(args: &TopArgs) -> Result<()> {
-    let group = if args.epochs { Group::Epochs } else { Group::Classes };
+    let group = match (args.epochs, args.labels) {
+        (true, _) => Group::Epochs,
+        (_, true) => Group::Labels,
+        _ => Group::Classes,
+    };
+    let by = args.by.as_deref().unwrap_or(if group == Group::Labels { "allocated_bytes" } else { "live_bytes" });
     let (before, after) = match args.window {
         Some(window) => {
             let Some(pid) = args.input.pid else {
@@ -258,17 +288,17 @@ pub fn run(args: &TopArgs) -> Result<()> {
         }
         None => (None, args.input.load()?),
     };
-    let ranked = rank(before.as_ref(), &after, group, &args.by)?;
+    let ranked = rank(before.as_ref(), &after, group, by)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "pid {}: {} by {}{}",
         after.pid,
-        group.key(),
-        args.by,
+        group.flag(),
+        by,
         if args.window.is_some() { " per second" } else { "" }
     )?;
-    write_table(&mut out, &ranked, group, &args.by, args.n, args.window)?;
+    write_table(&mut out, &ranked, group, by, args.n, args.window)?;
     out.flush()?;
     Ok(())
 }
@@ -293,6 +323,20 @@ mod tests {
         let top = &rank(None, &s, Group::Classes, "allocations").unwrap()[0];
         let max = s.classes.iter().map(|c| c.allocations).max().unwrap();
         assert_eq!(top.value, max as f64);
+    }
+
+    #[test]
+    fn labels_rank_by_their_figures() {
+        let s = example();
+        let r = rank(None, &s, Group::Labels, "allocated_bytes").unwrap();
+        assert_eq!(r.len(), s.label_registry.len());
+        let max = s.label_registry.iter().max_by_key(|l| l.allocated_bytes).unwrap();
+        assert_eq!(r[0].row["label"], max.label.as_str());
+        let mut out = Vec::new();
+        write_table(&mut out, &r, Group::Labels, "allocated_bytes", 3, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().next().unwrap().contains("open") && text.contains(&max.label), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
     }
 
     #[test]
