@@ -20,6 +20,11 @@ pub async fn serve(listen: SocketAddr, domains: bool) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    // Nagle off: a streamed response is several small writes, which would otherwise wait for the
+    // client's delayed ACK (40 ms) between chunks.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app::router(domains)).with_graceful_shutdown(shutdown()).await.context("serving")
 }
 

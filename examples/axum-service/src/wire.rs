@@ -21,6 +21,7 @@ pub struct Connection {
     writer: TcpStream,
     line: String,
     body: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl Connection {
@@ -34,23 +35,23 @@ impl Connection {
             writer: stream,
             line: String::with_capacity(256),
             body: Vec::with_capacity(64 * 1024),
+            out: Vec::with_capacity(4096),
         })
     }
 
     /// Sends `method path` with `body` (and a JSON content type when `json`), reads the
     /// response; returns its status. The body read is in [`Connection::body`].
     pub fn request(&mut self, method: &str, path: &str, body: &[u8], json: bool) -> io::Result<u16> {
-        let mut head = [0u8; 512];
-        let mut w = &mut head[..];
+        // Head and body in one write: one segment for a small request.
+        self.out.clear();
         write!(
-            w,
+            self.out,
             "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n{}\r\n",
             body.len(),
             if json { "content-type: application/json\r\n" } else { "" }
         )?;
-        let n = 512 - w.len();
-        self.writer.write_all(&head[..n])?;
-        self.writer.write_all(body)?;
+        self.out.extend_from_slice(body);
+        self.writer.write_all(&self.out)?;
         self.read_response()
     }
 
