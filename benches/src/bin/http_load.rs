@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! http_load [--connections 16] [--seconds 5] [--idle 5] [--reps 3] [--workers 2]
+//! http_load drive ADDR [--connections 16] [--seconds 5]    load a service already running
 //! ```
 //!
 //! Each measurement is a fresh child process (this binary, `serve` mode, with the allocator
@@ -60,8 +61,10 @@ struct Options {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: http_load [--connections N (16)] [--seconds S (5)] [--idle S (5)] [--reps N (3)] [--workers N (2)]\n\
-         Runs the example axum service under each allocator in turn and prints a markdown table."
+        "usage: http_load [--connections N (16)] [--seconds S (5)] [--idle S (5)] [--reps N (3)] [--workers N (2)]
+       http_load drive ADDR [--connections N (16)] [--seconds S (5)]
+Runs the example axum service under each allocator in turn and prints a markdown table; `drive`
+loads an axum-service already listening on ADDR (host:port) and prints what it saw."
     );
     std::process::exit(2)
 }
@@ -72,8 +75,14 @@ fn main() {
         serve(&args[1..]);
         return;
     }
+    let drive = args.first().map(String::as_str) == Some("drive");
+    let addr: Option<SocketAddr> = if drive {
+        Some(args.get(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage()))
+    } else {
+        None
+    };
     let mut o = Options { connections: 16, seconds: 5.0, idle: 5.0, reps: 3, workers: 2 };
-    let mut it = args.iter();
+    let mut it = args.iter().skip(if drive { 2 } else { 0 });
     while let Some(flag) = it.next() {
         let mut value =
             || it.next().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v > 0.0).unwrap_or_else(|| usage());
@@ -85,6 +94,25 @@ fn main() {
             "--workers" => o.workers = value() as usize,
             _ => usage(),
         }
+    }
+    if let Some(addr) = addr {
+        let load = Load { addr, connections: o.connections, duration: Duration::from_secs_f64(o.seconds) };
+        match run(&load) {
+            Ok(r) => println!(
+                "{} ok, {} errors, {:.0} req/s, p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us",
+                r.ok,
+                r.errors,
+                r.throughput(),
+                r.quantile_ns(0.5) as f64 / 1e3,
+                r.quantile_ns(0.99) as f64 / 1e3,
+                r.quantile_ns(0.999) as f64 / 1e3
+            ),
+            Err(e) => {
+                eprintln!("http_load: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
     }
     if let Err(e) = measure_all(&o) {
         eprintln!("http_load: {e}");
