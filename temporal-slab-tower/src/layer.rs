@@ -35,7 +35,7 @@ impl<B> DomainLayer<B> {
     }
 
     /// The label routes beyond the limit share ([`OTHER_LABEL`] by default).
-    pub fn other_label(self, label: &str) -> DomainLayer<B> {
+    pub fn other_label(self, label: &'static str) -> DomainLayer<B> {
         DomainLayer { routes: Arc::new(Routes::new(self.routes.max(), label)), ..self }
     }
 }
@@ -83,7 +83,7 @@ impl<S: fmt::Debug, B> fmt::Debug for DomainService<S, B> {
 #[derive(Clone, Debug)]
 pub struct RequestDomain {
     domain: Arc<EpochDomain>,
-    label: Arc<str>,
+    label: &'static str,
 }
 
 impl RequestDomain {
@@ -93,8 +93,8 @@ impl RequestDomain {
     }
 
     /// The label it was opened with.
-    pub fn label(&self) -> &str {
-        &self.label
+    pub fn label(&self) -> &'static str {
+        self.label
     }
 }
 
@@ -112,7 +112,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> ResponseFuture<S::Future> {
         let label = self.layer.routes.label((self.layer.route)(&req));
-        let domain = Arc::new(EpochDomain::new(Some(&label)));
+        let domain = Arc::new(EpochDomain::new(Some(label)));
         req.extensions_mut().insert(RequestDomain { domain: domain.clone(), label });
         let future = {
             let _inside = domain.enter();

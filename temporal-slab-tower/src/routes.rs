@@ -1,6 +1,7 @@
 //! The bounded set of labels a layer gives out: one per route template, up to a limit.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// Routes labelled by their own template before later ones share [`OTHER_LABEL`]: the
 /// allocator's label registry holds 31 labels for the whole process, so a layer leaves room for
@@ -11,49 +12,64 @@ pub const OTHER_LABEL: &str = "(other routes)";
 /// The label of requests the route function gave no route for (404s, for example).
 pub const UNMATCHED_LABEL: &str = "(unmatched)";
 
-/// Route templates seen so far and the fallback labels.
+/// Route templates seen so far and the fallback label.
+///
+/// Every request looks its route up here, on every worker thread at once, so the read path
+/// writes nothing shared: no lock, no reference count (a read lock or an `Arc` clone would be an
+/// atomic read-modify-write on one cache line for every request of the process). The labels are
+/// `&'static str`: each route's text is leaked once, at most `max` per layer.
 #[derive(Debug)]
 pub(crate) struct Routes {
-    max: usize,
-    other: Arc<str>,
-    unmatched: Arc<str>,
-    seen: RwLock<Vec<Arc<str>>>,
+    other: &'static str,
+    seen: Box<[OnceLock<&'static str>]>,
+    /// Entries of `seen` published (set before the count is raised).
+    count: AtomicUsize,
+    adding: Mutex<()>,
 }
 
 impl Routes {
-    pub(crate) fn new(max: usize, other: &str) -> Routes {
-        Routes { max, other: other.into(), unmatched: UNMATCHED_LABEL.into(), seen: RwLock::new(Vec::new()) }
+    pub(crate) fn new(max: usize, other: &'static str) -> Routes {
+        Routes {
+            other,
+            seen: (0..max).map(|_| OnceLock::new()).collect(),
+            count: AtomicUsize::new(0),
+            adding: Mutex::new(()),
+        }
     }
 
     pub(crate) fn max(&self) -> usize {
-        self.max
+        self.seen.len()
     }
 
-    pub(crate) fn other(&self) -> &str {
-        &self.other
+    pub(crate) fn other(&self) -> &'static str {
+        self.other
+    }
+
+    fn find(&self, route: &str, published: usize) -> Option<&'static str> {
+        self.seen[..published].iter().filter_map(|s| s.get().copied()).find(|l| *l == route)
     }
 
     /// The label for `route`: its own while fewer than `max` routes have been seen, else the
-    /// shared one. A lock that only request paths take (never the allocator's paths); after the
-    /// first request of each route it is a read lock and a scan of at most `max` short strings.
-    pub(crate) fn label(&self, route: Option<&str>) -> Arc<str> {
-        let Some(route) = route else { return self.unmatched.clone() };
-        // A poisoned lock only means another request panicked while holding it; the list is
-        // still valid (pushes are the only writes).
-        let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = seen.iter().find(|l| ***l == *route) {
-            return l.clone();
+    /// shared one. After the first request of each route, a scan of at most `max` short strings.
+    pub(crate) fn label(&self, route: Option<&str>) -> &'static str {
+        let Some(route) = route else { return UNMATCHED_LABEL };
+        // Acquire: pairs with the Release store below, so the entries counted are set.
+        if let Some(l) = self.find(route, self.count.load(Ordering::Acquire)) {
+            return l;
         }
-        drop(seen);
-        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = seen.iter().find(|l| ***l == *route) {
-            return l.clone();
+        // A poisoned lock only means a panic elsewhere while holding it; the entries are still
+        // valid (each is set once, before the count is raised).
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.count.load(Ordering::Relaxed);
+        if let Some(l) = self.find(route, n) {
+            return l;
         }
-        if seen.len() >= self.max {
-            return self.other.clone();
+        if n >= self.seen.len() {
+            return self.other;
         }
-        let label: Arc<str> = route.into();
-        seen.push(label.clone());
+        let label: &'static str = Box::leak(route.into());
+        let _ = self.seen[n].set(label);
+        self.count.store(n + 1, Ordering::Release);
         label
     }
 }
@@ -65,10 +81,26 @@ mod tests {
     #[test]
     fn routes_beyond_the_limit_share_the_other_label() {
         let r = Routes::new(2, OTHER_LABEL);
-        assert_eq!(&*r.label(Some("/a")), "/a");
-        assert_eq!(&*r.label(Some("/b")), "/b");
-        assert_eq!(&*r.label(Some("/c")), OTHER_LABEL);
-        assert_eq!(&*r.label(Some("/a")), "/a", "a route seen before keeps its label");
-        assert_eq!(&*r.label(None), UNMATCHED_LABEL);
+        assert_eq!(r.label(Some("/a")), "/a");
+        assert_eq!(r.label(Some("/b")), "/b");
+        assert_eq!(r.label(Some("/c")), OTHER_LABEL);
+        assert_eq!(r.label(Some("/a")), "/a", "a route seen before keeps its label");
+        assert_eq!(r.label(None), UNMATCHED_LABEL);
+    }
+
+    #[test]
+    fn concurrent_first_requests_of_a_route_get_one_label() {
+        let r = std::sync::Arc::new(Routes::new(4, OTHER_LABEL));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let r = r.clone();
+                std::thread::spawn(move || r.label(Some(["/x", "/y"][i % 2])).as_ptr() as usize)
+            })
+            .collect();
+        let mut ptrs: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        ptrs.sort_unstable();
+        ptrs.dedup();
+        assert_eq!(ptrs.len(), 2, "one leaked text per route");
+        assert_eq!(r.count.load(Ordering::Relaxed), 2);
     }
 }

@@ -57,11 +57,14 @@ struct Options {
     idle: f64,
     reps: usize,
     workers: usize,
+    /// Only these rows (by name), when given.
+    only: Option<Vec<String>>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: http_load [--connections N (16)] [--seconds S (5)] [--idle S (5)] [--reps N (3)] [--workers N (2)]
+                 [--only NAME,NAME]   (rows: temporal-slab + layer, temporal-slab, glibc, mimalloc, jemalloc, tcmalloc)
        http_load drive ADDR [--connections N (16)] [--seconds S (5)]
 Runs the example axum service under each allocator in turn and prints a markdown table; `drive`
 loads an axum-service already listening on ADDR (host:port) and prints what it saw."
@@ -76,14 +79,16 @@ fn main() {
         return;
     }
     let drive = args.first().map(String::as_str) == Some("drive");
-    let addr: Option<SocketAddr> = if drive {
-        Some(args.get(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage()))
-    } else {
-        None
-    };
-    let mut o = Options { connections: 16, seconds: 5.0, idle: 5.0, reps: 3, workers: 2 };
+    let addr: Option<SocketAddr> =
+        if drive { Some(args.get(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage())) } else { None };
+    let mut o = Options { connections: 16, seconds: 5.0, idle: 5.0, reps: 3, workers: 2, only: None };
     let mut it = args.iter().skip(if drive { 2 } else { 0 });
     while let Some(flag) = it.next() {
+        if flag == "--only" {
+            let names = it.next().unwrap_or_else(|| usage());
+            o.only = Some(names.split(',').map(|n| n.trim().to_string()).collect());
+            continue;
+        }
         let mut value =
             || it.next().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v > 0.0).unwrap_or_else(|| usage());
         match flag.as_str() {
@@ -150,6 +155,8 @@ struct Sample {
     p999_us: f64,
     peak_mib: f64,
     idle_mib: f64,
+    /// The server's CPU time (user + system) per successful request, us.
+    cpu_us: f64,
     errors: u64,
 }
 
@@ -195,6 +202,19 @@ fn status_kib(pid: u32, field: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
 }
 
+/// User + system CPU seconds of process `pid` so far (`/proc/PID/stat`, fields 14 and 15).
+fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = read_proc(&format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or("bad /proc/PID/stat");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // Fields 14 and 15 are the 12th and 13th after the command name.
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
 fn measure(c: &Config, o: &Options) -> Result<Sample, String> {
     let server = start(c, o.workers)?;
     let load = |secs: f64| -> Result<Report, String> {
@@ -202,8 +222,10 @@ fn measure(c: &Config, o: &Options) -> Result<Sample, String> {
             .map_err(|e| e.to_string())
     };
     load(0.5)?;
-    let r = load(o.seconds)?;
     let pid = server.child.id();
+    let cpu0 = cpu_seconds(pid)?;
+    let r = load(o.seconds)?;
+    let cpu = cpu_seconds(pid)? - cpu0;
     let peak = status_kib(pid, "VmHWM:")?;
     std::thread::sleep(Duration::from_secs_f64(o.idle));
     let idle = status_kib(pid, "VmRSS:")?;
@@ -215,6 +237,7 @@ fn measure(c: &Config, o: &Options) -> Result<Sample, String> {
         p999_us: us(0.999),
         peak_mib: peak / 1024.0,
         idle_mib: idle / 1024.0,
+        cpu_us: cpu * 1e6 / r.ok.max(1) as f64,
         errors: r.errors,
     })
 }
@@ -228,6 +251,7 @@ fn measure_all(o: &Options) -> Result<(), String> {
     let configs: Vec<Config> = CONFIGS
         .iter()
         .copied()
+        .filter(|c| o.only.as_ref().is_none_or(|only| only.iter().any(|n| n == c.name)))
         .filter(|c| match c.preload {
             Some(lib) if !Path::new(lib).exists() => {
                 eprintln!("http_load: {} skipped: {lib} not found (apt-get install libtcmalloc-minimal4)", c.name);
@@ -243,11 +267,12 @@ fn measure_all(o: &Options) -> Result<(), String> {
             let i = (k + rep) % configs.len();
             let s = measure(&configs[i], o)?;
             eprintln!(
-                "rep {} {:<22} {:>9.0} req/s  p99 {:>7.0} us  peak {:>6.1} MiB  idle {:>6.1} MiB  errors {}",
+                "rep {} {:<22} {:>9.0} req/s  p99 {:>7.0} us  cpu {:>5.1} us/req  peak {:>6.1} MiB  idle {:>6.1} MiB  errors {}",
                 rep + 1,
                 configs[i].name,
                 s.throughput,
                 s.p99_us,
+                s.cpu_us,
                 s.peak_mib,
                 s.idle_mib,
                 s.errors
@@ -257,16 +282,16 @@ fn measure_all(o: &Options) -> Result<(), String> {
     }
     let med = |i: usize, f: fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
     let peers: Vec<usize> = (0..configs.len()).filter(|&i| !configs[i].name.starts_with("temporal-slab")).collect();
+    // The best peer's median of each figure (None without peers: ratios are then not printed).
     let best = |f: fn(&Sample) -> f64, higher: bool| {
         let vals = peers.iter().map(|&i| med(i, f));
-        if higher {
-            vals.fold(f64::MIN, f64::max)
-        } else {
-            vals.fold(f64::MAX, f64::min)
-        }
+        let b = if higher { vals.fold(f64::MIN, f64::max) } else { vals.fold(f64::MAX, f64::min) };
+        (!peers.is_empty()).then_some(b)
     };
+    let ratio = |v: f64, best: Option<f64>| best.map_or_else(|| "-".to_string(), |b| format!("{:.3}", v / b));
     let (best_tp, best_p99, best_idle) =
         (best(|s| s.throughput, true), best(|s| s.p99_us, false), best(|s| s.idle_mib, false));
+    let best_cpu = best(|s| s.cpu_us, false);
     println!(
         "http_load: {} connections, {} s bursts, RSS {} s after, {} worker threads, median of {} (the machine: {})\n",
         o.connections,
@@ -276,22 +301,24 @@ fn measure_all(o: &Options) -> Result<(), String> {
         o.reps,
         benches::procfs::cpu_model().unwrap_or_else(|| "unknown CPU".into())
     );
-    println!("| allocator | req/s | vs best peer | p50 us | p99 us | p99 vs best | p99.9 us | peak RSS MiB | RSS after idle MiB | idle vs best | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| allocator | req/s | vs best peer | server CPU us/req | vs best | p50 us | p99 us | p99 vs best | p99.9 us | peak RSS MiB | RSS after idle MiB | idle vs best | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, c) in configs.iter().enumerate() {
         let errors: u64 = samples[i].iter().map(|s| s.errors).sum();
         println!(
-            "| {} | {:.0} | {:.3} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} | {errors} |",
+            "| {} | {:.0} | {} | {:.1} | {} | {:.0} | {:.0} | {} | {:.0} | {:.1} | {:.1} | {} | {errors} |",
             c.name,
             med(i, |s| s.throughput),
-            med(i, |s| s.throughput) / best_tp,
+            ratio(med(i, |s| s.throughput), best_tp),
+            med(i, |s| s.cpu_us),
+            ratio(med(i, |s| s.cpu_us), best_cpu),
             med(i, |s| s.p50_us),
             med(i, |s| s.p99_us),
-            med(i, |s| s.p99_us) / best_p99,
+            ratio(med(i, |s| s.p99_us), best_p99),
             med(i, |s| s.p999_us),
             med(i, |s| s.peak_mib),
             med(i, |s| s.idle_mib),
-            med(i, |s| s.idle_mib) / best_idle,
+            ratio(med(i, |s| s.idle_mib), best_idle),
         );
     }
     if let (Some(with), Some(without)) = (
@@ -299,8 +326,9 @@ fn measure_all(o: &Options) -> Result<(), String> {
         configs.iter().position(|c| c.name == "temporal-slab"),
     ) {
         println!(
-            "\nlayer cost: throughput with the layer / without = {:.3} (medians)",
-            med(with, |s| s.throughput) / med(without, |s| s.throughput)
+            "\nlayer cost: with the layer / without: throughput {:.3}, server CPU per request {:.3} (medians)",
+            med(with, |s| s.throughput) / med(without, |s| s.throughput),
+            med(with, |s| s.cpu_us) / med(without, |s| s.cpu_us)
         );
     }
     Ok(())
