@@ -2,12 +2,12 @@
 //! with the body.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use temporal_slab::EpochDomain;
+
+use crate::held::Held;
 
 pin_project! {
     /// A response body that runs every poll inside its request's domain and lets go of the
@@ -17,13 +17,13 @@ pin_project! {
     pub struct DomainBody<B> {
         #[pin]
         inner: B,
-        domain: Option<Arc<EpochDomain>>,
+        domain: Option<Held>,
     }
 }
 
 impl<B> DomainBody<B> {
-    pub(crate) fn new(inner: B, domain: Arc<EpochDomain>) -> DomainBody<B> {
-        DomainBody { inner, domain: Some(domain) }
+    pub(crate) fn new(inner: B, domain: Option<Held>) -> DomainBody<B> {
+        DomainBody { inner, domain }
     }
 }
 

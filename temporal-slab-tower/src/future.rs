@@ -3,14 +3,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::Response;
 use pin_project_lite::pin_project;
-use temporal_slab::EpochDomain;
 
 use crate::body::DomainBody;
+use crate::held::Held;
 
 pin_project! {
     /// The future of [`DomainService`](crate::DomainService): every poll of the inner future
@@ -19,13 +18,14 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        domain: Arc<EpochDomain>,
+        // Moved into the body when the response is ready.
+        domain: Option<Held>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, domain: Arc<EpochDomain>) -> ResponseFuture<F> {
-        ResponseFuture { inner, domain }
+    pub(crate) fn new(inner: F, domain: Held) -> ResponseFuture<F> {
+        ResponseFuture { inner, domain: Some(domain) }
     }
 }
 
@@ -37,11 +37,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
-            let _inside = this.domain.enter();
-            ready!(this.inner.poll(cx))
+        let result = match this.domain.as_deref() {
+            Some(domain) => {
+                let _inside = domain.enter();
+                ready!(this.inner.poll(cx))
+            }
+            // Polled again after it completed: the inner future decides what that means.
+            None => ready!(this.inner.poll(cx)),
         };
-        // An error response holds the domain no longer: it ends when this future is dropped.
-        Poll::Ready(result.map(|response| response.map(|body| DomainBody::new(body, this.domain.clone()))))
+        // The body takes the domain over; with an error there is no body and it ends here.
+        let domain = this.domain.take();
+        Poll::Ready(result.map(|response| response.map(|body| DomainBody::new(body, domain))))
     }
 }

@@ -10,6 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+use crate::held::Held;
 use crate::routes::{Routes, DEFAULT_MAX_ROUTES, OTHER_LABEL};
 
 /// Gives the route template of a request (`/users/{id}`), or `None` when it has none. With axum:
@@ -20,18 +21,26 @@ pub type RouteFn<B> = for<'a> fn(&'a Request<B>) -> Option<&'a str>;
 pub struct DomainLayer<B> {
     route: RouteFn<B>,
     routes: Arc<Routes>,
+    handler_access: bool,
 }
 
 impl<B> DomainLayer<B> {
     /// A layer that labels each request with the route `route` gives it.
     pub fn new(route: RouteFn<B>) -> DomainLayer<B> {
-        DomainLayer { route, routes: Arc::new(Routes::new(DEFAULT_MAX_ROUTES, OTHER_LABEL)) }
+        DomainLayer { route, routes: Arc::new(Routes::new(DEFAULT_MAX_ROUTES, OTHER_LABEL)), handler_access: false }
     }
 
     /// At most `n` routes get a label of their own ([`DEFAULT_MAX_ROUTES`] by default); later
     /// ones share [`other_label`](Self::other_label).
     pub fn max_routes(self, n: usize) -> DomainLayer<B> {
         DomainLayer { routes: Arc::new(Routes::new(n, self.routes.other())), ..self }
+    }
+
+    /// With `true`, handlers find their request's domain as the [`RequestDomain`] request
+    /// extension (off by default: it costs an allocation, a reference count and a map insert
+    /// per request). A handler that keeps it keeps the domain open.
+    pub fn handler_access(self, yes: bool) -> DomainLayer<B> {
+        DomainLayer { handler_access: yes, ..self }
     }
 
     /// The label routes beyond the limit share ([`OTHER_LABEL`] by default).
@@ -42,7 +51,7 @@ impl<B> DomainLayer<B> {
 
 impl<B> Clone for DomainLayer<B> {
     fn clone(&self) -> Self {
-        DomainLayer { route: self.route, routes: self.routes.clone() }
+        DomainLayer { route: self.route, routes: self.routes.clone(), handler_access: self.handler_access }
     }
 }
 
@@ -78,8 +87,9 @@ impl<S: fmt::Debug, B> fmt::Debug for DomainService<S, B> {
     }
 }
 
-/// The request's domain, as a request extension: `req.extensions().get::<RequestDomain>()`, or
-/// axum's `Extension<RequestDomain>`. Keeping a clone keeps the domain open.
+/// The request's domain, as a request extension (with [`DomainLayer::handler_access`]):
+/// `req.extensions().get::<RequestDomain>()`, or axum's `Extension<RequestDomain>`. Keeping a
+/// clone keeps the domain open.
 #[derive(Clone, Debug)]
 pub struct RequestDomain {
     domain: Arc<EpochDomain>,
@@ -112,8 +122,14 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> ResponseFuture<S::Future> {
         let label = self.layer.routes.label((self.layer.route)(&req));
-        let domain = Arc::new(EpochDomain::new(Some(label)));
-        req.extensions_mut().insert(RequestDomain { domain: domain.clone(), label });
+        let domain = EpochDomain::new(Some(label));
+        let domain = if self.layer.handler_access {
+            let shared = Arc::new(domain);
+            req.extensions_mut().insert(RequestDomain { domain: shared.clone(), label });
+            Held::Shared(shared)
+        } else {
+            Held::Owned(domain)
+        };
         let future = {
             let _inside = domain.enter();
             self.inner.call(req)

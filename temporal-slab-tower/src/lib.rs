@@ -17,8 +17,9 @@
 //!   beyond [`DomainLayer::max_routes`] share [`DomainLayer::other_label`], requests with no
 //!   route get [`UNMATCHED_LABEL`];
 //! - opens an [`EpochDomain`] with it (shared with the requests of the same time bucket, see
-//!   the allocator's docs) and makes it reachable from the handler as a [`RequestDomain`]
-//!   request extension;
+//!   the allocator's docs); with [`DomainLayer::handler_access`] it is also reachable from the
+//!   handler as a [`RequestDomain`] request extension (off by default: the extension costs an
+//!   allocation, a reference count and a map insert per request);
 //! - enters the domain around the inner service's `call`, every poll of its future (whichever
 //!   worker thread polls it) and every poll of the response body, so what the request allocates
 //!   is attributed to its label and grouped in its epoch;
@@ -34,6 +35,7 @@
 
 mod body;
 mod future;
+mod held;
 mod layer;
 mod routes;
 

@@ -149,6 +149,7 @@ impl Body for Channel {
 #[derive(Clone)]
 struct Streaming {
     body: Arc<Mutex<Option<Channel>>>,
+    access: bool,
 }
 
 impl Service<Request<()>> for Streaming {
@@ -161,7 +162,8 @@ impl Service<Request<()>> for Streaming {
     }
 
     fn call(&mut self, req: Request<()>) -> Self::Future {
-        assert_eq!(req.extensions().get::<RequestDomain>().map(RequestDomain::label), Some("/stream"));
+        let expected = self.access.then_some("/stream");
+        assert_eq!(req.extensions().get::<RequestDomain>().map(RequestDomain::label), expected);
         let body = self.body.lock().unwrap().take().expect("one request");
         Box::pin(async move { Ok(Response::new(body)) })
     }
@@ -169,9 +171,19 @@ impl Service<Request<()>> for Streaming {
 
 #[test]
 fn a_streaming_response_keeps_its_domain_open_until_the_body_ends() {
+    // Both ways a request holds its domain: owned (moved into the body) and shared with the
+    // handler through the extension.
+    for access in [false, true] {
+        stream_once(access);
+    }
+}
+
+fn stream_once(access: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut service = DomainLayer::new(path).layer(Streaming { body: Arc::new(Mutex::new(Some(Channel(rx)))) });
+    let mut service = DomainLayer::new(path)
+        .handler_access(access)
+        .layer(Streaming { body: Arc::new(Mutex::new(Some(Channel(rx)))), access });
     rt.block_on(async move {
         let response = service.call(Request::get("/stream").body(()).unwrap()).await.unwrap();
         let mut body = response.into_body();

@@ -22,6 +22,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use axum_service::app::Domains;
 use axum_service::load::{run, Load, Report};
 use benches::procfs::read_proc;
 use benches::selected::{choice, SelectedAllocator, ENV};
@@ -140,6 +141,7 @@ fn serve(args: &[String]) {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let domains = if domains { Domains::On } else { Domains::Off };
     if let Err(e) = rt.block_on(axum_service::serve(listen, domains)) {
         eprintln!("http_load serve: {e:#}");
         std::process::exit(1);

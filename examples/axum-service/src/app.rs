@@ -33,8 +33,20 @@ fn route(req: &Request<Body>) -> Option<&str> {
     req.extensions().get::<MatchedPath>().map(MatchedPath::as_str)
 }
 
-/// The service's router; with `domains`, every request runs in a domain labelled by its route.
-pub fn router(domains: bool) -> Router {
+/// Whether requests run in domains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domains {
+    /// No layer.
+    Off,
+    /// The layer with its defaults (what `http_load` measures).
+    On,
+    /// The layer with handler access: handlers get the `RequestDomain` extension (the leaking
+    /// route needs it; the `axum-service` binary serves this way).
+    WithHandlerAccess,
+}
+
+/// The service's router; with domains, every request runs in a domain labelled by its route.
+pub fn router(domains: Domains) -> Router {
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/echo", post(echo))
@@ -42,10 +54,10 @@ pub fn router(domains: bool) -> Router {
         .route("/cache/{key}", put(cache_put).get(cache_get))
         .route("/leak", post(leak))
         .with_state(Arc::new(AppState::default()));
-    if domains {
-        app.layer(DomainLayer::new(route))
-    } else {
-        app
+    match domains {
+        Domains::Off => app,
+        Domains::On => app.layer(DomainLayer::new(route)),
+        Domains::WithHandlerAccess => app.layer(DomainLayer::new(route).handler_access(true)),
     }
 }
 
@@ -116,7 +128,8 @@ async fn cache_get(State(state): State<Arc<AppState>>, Path(key): Path<String>) 
     }
 }
 
-/// The bug on purpose: keeps the request's domain (and 16 KiB) forever.
+/// The bug on purpose: keeps the request's domain (and 16 KiB) forever. Needs the layer's
+/// handler access (501 without it).
 async fn leak(State(state): State<Arc<AppState>>, domain: Option<Extension<RequestDomain>>) -> StatusCode {
     let Some(Extension(domain)) = domain else { return StatusCode::NOT_IMPLEMENTED };
     state.leaked.lock().unwrap_or_else(|e| e.into_inner()).push((domain, vec![7u8; 16 * 1024]));

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 /// Serves the app on `listen` (with or without domains) until Ctrl-C or SIGTERM; prints
 /// `listening on http://ADDR` on stdout once bound.
-pub async fn serve(listen: SocketAddr, domains: bool) -> anyhow::Result<()> {
+pub async fn serve(listen: SocketAddr, domains: app::Domains) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}: is the port in use? pick another with --listen"))?;

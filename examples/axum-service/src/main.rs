@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use axum_service::app::Domains;
 use clap::Parser;
 
 #[global_allocator]
@@ -37,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.enable_all().build().context("starting the tokio runtime")?;
-    rt.block_on(axum_service::serve(args.listen, !args.no_domains))
+    let domains = if args.no_domains { Domains::Off } else { Domains::WithHandlerAccess };
+    rt.block_on(axum_service::serve(args.listen, domains))
 }
