@@ -1,7 +1,7 @@
 //! The list of families: the `x-prometheus` annotation of the snapshot schema
 //! (`schemas/snapshot.schema.json`), embedded at build time. It is the one place that names a
 //! family, its type, unit, HELP text and the JSON keys it comes from; `families.rs` renders it in
-//! its order and `docs/METRICS.md`'s family tables are generated from it ([`metrics_tables`]).
+//! its order and `docs/METRICS.md`'s family tables are generated from it (`metrics_tables`, test-only).
 
 #[cfg(test)]
 use std::fmt::Write as _;
