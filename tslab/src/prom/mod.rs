@@ -26,9 +26,10 @@
 //!   order, fixed label orders; the same snapshot always gives the same bytes.
 //!
 //! Which families there are, their types, HELP texts and the JSON keys they come from is one
-//! list: the `x-prometheus` annotation of `schemas/snapshot.schema.json`, from which
-//! `docs/METRICS.md`'s family tables are generated too (tests check both, and that every schema
-//! key is exported or listed as not exported with the reason).
+//! list: the `x-prometheus` annotations of `schemas/snapshot.schema.json` (one on every
+//! property), from which `docs/METRICS.md`'s family tables are generated too (tests check both,
+//! and that every schema key is exported, read by a derived family, or not exported with the
+//! reason).
 //!
 //! Files: `catalog.rs` reads that list, `encode.rs` writes families and samples (types,
 //! escaping, values), `families.rs` gives each family its samples.

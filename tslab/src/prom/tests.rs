@@ -190,9 +190,9 @@ fn labels_from_arbitrary_bytes_render_to_text_promtool_accepts() {
     assert!(out.status.success() && findings.is_empty(), "promtool: {findings}");
 }
 
-/// The catalog (the schema's `x-prometheus` list) against the schema itself: every leaf key of
-/// the snapshot is the source of a family or listed as not exported with the reason, and every
-/// key the list names exists.
+/// The catalog (the schema's `x-prometheus` annotations) against the schema itself: every leaf
+/// key of the snapshot is the source of a family, read by a derived one or not exported with the
+/// reason, and every key the list names exists.
 #[test]
 fn every_schema_key_is_exported_or_excused_and_none_is_invented() {
     use super::catalog::{catalog, KeyPath};
@@ -240,6 +240,15 @@ fn every_schema_key_is_exported_or_excused_and_none_is_invented() {
         assert!(!n.why.trim().is_empty(), "{:?}: no reason given", n.keys);
         named.extend(n.keys.iter().map(|k| ("not_exported".to_string(), k.clone())));
     }
+    // A key only derived families read names them, and they list it.
+    for (key, readers) in &c.read_by {
+        for r in readers {
+            let f = c.families.iter().find(|f| &f.metric == r);
+            let lists = f.and_then(|f| f.derived.as_ref()).is_some_and(|d| d.contains(key));
+            assert!(lists, "{key} says it is read by {r}, which is not a derived family listing it");
+        }
+        named.push(("read_by".to_string(), key.clone()));
+    }
     let invented: Vec<_> = named.iter().filter(|(_, k)| !keys.contains(k)).collect();
     assert!(invented.is_empty(), "keys named in x-prometheus that the schema does not have: {invented:?}");
     let covered: HashSet<&str> = named.iter().map(|(_, k)| k.as_str()).collect();
@@ -273,7 +282,7 @@ fn the_renderer_writes_exactly_the_catalog_in_its_order() {
 /// them).
 #[test]
 fn metrics_doc_tables_are_generated_from_the_catalog() {
-    const BEGIN: &str = "<!-- BEGIN generated from the x-prometheus list";
+    const BEGIN: &str = "<!-- BEGIN generated from the x-prometheus annotations";
     const END: &str = "<!-- END generated -->";
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/METRICS.md");
     let doc = std::fs::read_to_string(path).unwrap();
@@ -290,4 +299,23 @@ fn metrics_doc_tables_are_generated_from_the_catalog() {
         "docs/METRICS.md's family tables differ from the x-prometheus list of the schema: regenerate them with \
          `UPDATE_GOLDEN=1 cargo test -p tslab metrics_doc` and review `git diff docs/METRICS.md`"
     );
+}
+
+/// The annotations are checked as they are read: a property without one, or with two answers,
+/// or a family without its HELP text, is an error naming the key.
+#[test]
+fn malformed_annotations_are_refused_with_the_key() {
+    let schema: serde_json::Value = serde_json::from_str(super::catalog::SCHEMA_TEXT).unwrap();
+    let mut bare = schema.clone();
+    bare["$defs"]["global"]["properties"]["heaps"].as_object_mut().unwrap().remove("x-prometheus");
+    let e = super::catalog::build(&bare).unwrap_err();
+    assert!(e.contains("global.heaps") && e.contains("no x-prometheus"), "{e}");
+    let mut both = schema.clone();
+    both["$defs"]["class"]["properties"]["frees"]["x-prometheus"]["not_exported"] = "x".into();
+    let e = super::catalog::build(&both).unwrap_err();
+    assert!(e.contains("classes[].frees") && e.contains("exactly one"), "{e}");
+    let mut no_help = schema;
+    no_help["properties"]["page_size"]["x-prometheus"].as_object_mut().unwrap().remove("help");
+    let e = super::catalog::build(&no_help).unwrap_err();
+    assert!(e.contains("page_size") && e.contains("help"), "{e}");
 }
