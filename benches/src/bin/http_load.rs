@@ -60,12 +60,15 @@ struct Options {
     workers: usize,
     /// Only these rows (by name), when given.
     only: Option<Vec<String>>,
+    /// Server on CPU 0, load generator on CPU 1.
+    pin: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: http_load [--connections N (16)] [--seconds S (5)] [--idle S (5)] [--reps N (3)] [--workers N (2)]
                  [--only NAME,NAME]   (rows: temporal-slab + layer, temporal-slab, glibc, mimalloc, jemalloc, tcmalloc)
+                 [--pin]              server on CPU 0, load generator on CPU 1 (steadier figures)
        http_load drive ADDR [--connections N (16)] [--seconds S (5)]
 Runs the example axum service under each allocator in turn and prints a markdown table; `drive`
 loads an axum-service already listening on ADDR (host:port) and prints what it saw."
@@ -82,9 +85,13 @@ fn main() {
     let drive = args.first().map(String::as_str) == Some("drive");
     let addr: Option<SocketAddr> =
         if drive { Some(args.get(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage())) } else { None };
-    let mut o = Options { connections: 16, seconds: 5.0, idle: 5.0, reps: 3, workers: 2, only: None };
+    let mut o = Options { connections: 16, seconds: 5.0, idle: 5.0, reps: 3, workers: 2, only: None, pin: false };
     let mut it = args.iter().skip(if drive { 2 } else { 0 });
     while let Some(flag) = it.next() {
+        if flag == "--pin" {
+            o.pin = true;
+            continue;
+        }
         if flag == "--only" {
             let names = it.next().unwrap_or_else(|| usage());
             o.only = Some(names.split(',').map(|n| n.trim().to_string()).collect());
@@ -131,6 +138,13 @@ fn serve(args: &[String]) {
     let domains = args.iter().any(|a| a == "--domains");
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let workers = flag("--workers").and_then(|w| w.parse().ok()).unwrap_or(2);
+    if let Some(cpu) = flag("--cpu").and_then(|c| c.parse().ok()) {
+        // Before the runtime starts: its threads inherit the mask.
+        if let Err(e) = pin_to(cpu) {
+            eprintln!("http_load serve: {e}");
+            std::process::exit(1);
+        }
+    }
     if let Some(expected) = flag("--expect") {
         assert_eq!(choice().name(), expected.as_str(), "{ENV} does not select the allocator asked for");
     }
@@ -146,6 +160,23 @@ fn serve(args: &[String]) {
         eprintln!("http_load serve: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Restricts this thread (and the threads it starts later) to CPU `cpu`.
+fn pin_to(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (cpu is checked
+    // against its capacity); sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(format!("no CPU {cpu}"));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(format!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
 
 /// One measurement.
@@ -174,11 +205,12 @@ impl Drop for Server {
     }
 }
 
-fn start(c: &Config, workers: usize) -> Result<Server, String> {
+fn start(c: &Config, workers: usize, pin: bool) -> Result<Server, String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.args(["serve", if c.domains { "--domains" } else { "--no-domains" }, "--workers", &workers.to_string()])
         .args(["--expect", c.allocator])
+        .args(if pin { &["--cpu", "0"][..] } else { &[][..] })
         .env(ENV, c.allocator)
         .stdout(Stdio::piped());
     if let Some(lib) = c.preload {
@@ -218,7 +250,7 @@ fn cpu_seconds(pid: u32) -> Result<f64, String> {
 }
 
 fn measure(c: &Config, o: &Options) -> Result<Sample, String> {
-    let server = start(c, o.workers)?;
+    let server = start(c, o.workers, o.pin)?;
     let load = |secs: f64| -> Result<Report, String> {
         run(&Load { addr: server.addr, connections: o.connections, duration: Duration::from_secs_f64(secs) })
             .map_err(|e| e.to_string())
@@ -250,6 +282,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn measure_all(o: &Options) -> Result<(), String> {
+    if o.pin {
+        // The load generator's threads (started later, from this thread) on CPU 1.
+        pin_to(1)?;
+    }
     let configs: Vec<Config> = CONFIGS
         .iter()
         .copied()
@@ -295,11 +331,12 @@ fn measure_all(o: &Options) -> Result<(), String> {
         (best(|s| s.throughput, true), best(|s| s.p99_us, false), best(|s| s.idle_mib, false));
     let best_cpu = best(|s| s.cpu_us, false);
     println!(
-        "http_load: {} connections, {} s bursts, RSS {} s after, {} worker threads, median of {} (the machine: {})\n",
+        "http_load: {} connections, {} s bursts, RSS {} s after, {} worker threads{}, median of {} (the machine: {})\n",
         o.connections,
         o.seconds,
         o.idle,
         o.workers,
+        if o.pin { ", server on CPU 0 and load on CPU 1" } else { "" },
         o.reps,
         benches::procfs::cpu_model().unwrap_or_else(|| "unknown CPU".into())
     );
