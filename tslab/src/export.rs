@@ -148,7 +148,7 @@ fn file_size_limit() -> Option<u64> {
 }
 
 /// One line: what went wrong, then what to do about it.
-fn cause_and_fix(e: &io::Error, dir: &Path) -> String {
+pub(crate) fn cause_and_fix(e: &io::Error, dir: &Path) -> String {
     let dir = dir.display();
     match e.raw_os_error() {
         Some(libc::ENOENT) => format!("directory {dir} does not exist: create it (mkdir -p {dir}) or fix the path"),

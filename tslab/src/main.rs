@@ -5,12 +5,15 @@
 
 #![forbid(unsafe_code)]
 
+mod chart;
 mod demo;
 mod diff;
 mod export;
 mod http;
 mod input;
+mod plot;
 mod prom;
+mod record;
 mod serve;
 mod top;
 mod watch;
@@ -91,6 +94,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Compare two snapshots; with --fail-on regression, exit 1 on a regression (for CI).
     Diff(diff::DiffArgs),
+    /// Append a live process's snapshots to a file at an interval (JSON Lines), for `plot`.
+    Record(record::RecordArgs),
+    /// Draw a recording as an SVG: memory, live bytes by label, allocation rate by label, epoch closes.
+    Plot(plot::PlotArgs),
     /// Ranked, actionable findings: stuck epochs, slow path, reclamation, fragmentation.
     #[command(after_help = "EXAMPLES:
     tslab doctor --pid 1234
@@ -204,6 +211,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::run(&args)?,
         Command::Serve(args) => serve::run(&args)?,
         Command::Diff(args) => return diff::run(&args),
+        Command::Record(args) => record::run(&args)?,
+        Command::Plot(args) => plot::run(&args)?,
         Command::Doctor { input, stuck_after } => {
             let snap = input.load()?;
             let mut out = std::io::stdout().lock();
