@@ -1,5 +1,6 @@
 //! `http_load`: the example axum service (`examples/axum-service`) under a loopback load, once per
-//! allocator, interleaved, in one run: temporal-slab with the domain layer and without it, glibc,
+//! allocator, interleaved, in one run: temporal-slab with the domain layer (inside the router, as
+//! `Router::layer`, and outside it, labelling by path) and without it, glibc,
 //! mimalloc, jemalloc and tcmalloc (glibc's `malloc` with Debian's `libtcmalloc-minimal4`
 //! preloaded). Reports throughput, latency quantiles, peak RSS and RSS some seconds after the
 //! burst, medians over the repetitions, with ratios against the best peer.
@@ -40,15 +41,24 @@ struct Config {
     allocator: &'static str,
     preload: Option<&'static str>,
     domains: bool,
+    /// The layer outside the router (labels from the path) rather than `Router::layer`.
+    outer: bool,
 }
 
-const CONFIGS: [Config; 6] = [
-    Config { name: "temporal-slab + layer", allocator: "temporal-slab", preload: None, domains: true },
-    Config { name: "temporal-slab", allocator: "temporal-slab", preload: None, domains: false },
-    Config { name: "glibc", allocator: "glibc", preload: None, domains: false },
-    Config { name: "mimalloc", allocator: "mimalloc", preload: None, domains: false },
-    Config { name: "jemalloc", allocator: "jemalloc", preload: None, domains: false },
-    Config { name: "tcmalloc", allocator: "glibc", preload: Some(TCMALLOC_LIB), domains: false },
+const CONFIGS: [Config; 7] = [
+    Config { name: "temporal-slab + layer", allocator: "temporal-slab", preload: None, domains: true, outer: false },
+    Config {
+        name: "temporal-slab + outer layer",
+        allocator: "temporal-slab",
+        preload: None,
+        domains: true,
+        outer: true,
+    },
+    Config { name: "temporal-slab", allocator: "temporal-slab", preload: None, domains: false, outer: false },
+    Config { name: "glibc", allocator: "glibc", preload: None, domains: false, outer: false },
+    Config { name: "mimalloc", allocator: "mimalloc", preload: None, domains: false, outer: false },
+    Config { name: "jemalloc", allocator: "jemalloc", preload: None, domains: false, outer: false },
+    Config { name: "tcmalloc", allocator: "glibc", preload: Some(TCMALLOC_LIB), domains: false, outer: false },
 ];
 
 /// The options of the parent.
@@ -67,7 +77,8 @@ struct Options {
 fn usage() -> ! {
     eprintln!(
         "usage: http_load [--connections N (16)] [--seconds S (5)] [--idle S (5)] [--reps N (3)] [--workers N (2)]
-                 [--only NAME,NAME]   (rows: temporal-slab + layer, temporal-slab, glibc, mimalloc, jemalloc, tcmalloc)
+                 [--only NAME,NAME]   (rows: temporal-slab + layer, temporal-slab + outer layer, temporal-slab,
+                                       glibc, mimalloc, jemalloc, tcmalloc)
                  [--pin]              server on CPU 0, load generator on CPU 1 (steadier figures)
        http_load drive ADDR [--connections N (16)] [--seconds S (5)]
 Runs the example axum service under each allocator in turn and prints a markdown table; `drive`
@@ -155,7 +166,12 @@ fn serve(args: &[String]) {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let domains = if domains { Domains::On } else { Domains::Off };
+    let outer = args.iter().any(|a| a == "--outer");
+    let domains = match (domains, outer) {
+        (true, true) => Domains::Outer,
+        (true, false) => Domains::On,
+        _ => Domains::Off,
+    };
     if let Err(e) = rt.block_on(axum_service::serve(listen, domains)) {
         eprintln!("http_load serve: {e:#}");
         std::process::exit(1);
@@ -209,6 +225,7 @@ fn start(c: &Config, workers: usize, pin: bool) -> Result<Server, String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.args(["serve", if c.domains { "--domains" } else { "--no-domains" }, "--workers", &workers.to_string()])
+        .args(if c.outer { &["--outer"][..] } else { &[][..] })
         .args(["--expect", c.allocator])
         .args(if pin { &["--cpu", "0"][..] } else { &[][..] })
         .env(ENV, c.allocator)
@@ -360,15 +377,16 @@ fn measure_all(o: &Options) -> Result<(), String> {
             ratio(med(i, |s| s.idle_mib), best_idle),
         );
     }
-    if let (Some(with), Some(without)) = (
-        configs.iter().position(|c| c.name == "temporal-slab + layer"),
-        configs.iter().position(|c| c.name == "temporal-slab"),
-    ) {
-        println!(
-            "\nlayer cost: with the layer / without: throughput {:.3}, server CPU per request {:.3} (medians)",
-            med(with, |s| s.throughput) / med(without, |s| s.throughput),
-            med(with, |s| s.cpu_us) / med(without, |s| s.cpu_us)
-        );
+    if let Some(without) = configs.iter().position(|c| c.name == "temporal-slab") {
+        for name in ["temporal-slab + layer", "temporal-slab + outer layer"] {
+            if let Some(with) = configs.iter().position(|c| c.name == name) {
+                println!(
+                    "\n{name} / temporal-slab: throughput {:.3}, server CPU per request {:.3} (medians)",
+                    med(with, |s| s.throughput) / med(without, |s| s.throughput),
+                    med(with, |s| s.cpu_us) / med(without, |s| s.cpu_us)
+                );
+            }
+        }
     }
     Ok(())
 }

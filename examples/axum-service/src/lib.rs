@@ -25,7 +25,24 @@ pub async fn serve(listen: SocketAddr, domains: app::Domains) -> anyhow::Result<
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    if domains == app::Domains::Outer {
+        use axum::body::Body;
+        use tower_layer::Layer as _;
+        let layered = temporal_slab_tower::DomainLayer::new(classify_route).layer(app::router(domains));
+        // axum::serve wants its own body type back.
+        let svc = tower::ServiceExt::map_response(
+            layered,
+            |r: axum::http::Response<temporal_slab_tower::DomainBody<Body>>| r.map(Body::new),
+        );
+        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(svc);
+        return axum::serve(listener, make).with_graceful_shutdown(shutdown()).await.context("serving");
+    }
     axum::serve(listener, app::router(domains)).with_graceful_shutdown(shutdown()).await.context("serving")
+}
+
+/// [`app::classify`] as the layer's route function.
+fn classify_route(req: &axum::extract::Request) -> Option<&str> {
+    app::classify(req)
 }
 
 /// Ctrl-C or SIGTERM.
