@@ -10,9 +10,10 @@ use pin_project_lite::pin_project;
 use crate::held::Held;
 
 pin_project! {
-    /// A response body that runs every poll inside its request's domain and lets go of the
-    /// domain at the end of the body (last frame or error) or when it is dropped, whichever comes
-    /// first. Made by [`DomainService`](crate::DomainService).
+    /// A response body that runs every poll of a streamed body (size not known up front) inside
+    /// its request's domain and lets go of the domain at the end of the body (last frame or
+    /// error) or when it is dropped, whichever comes first. Made by
+    /// [`DomainService`](crate::DomainService).
     #[derive(Debug)]
     pub struct DomainBody<B> {
         #[pin]
@@ -32,11 +33,18 @@ impl<B: Body> Body for DomainBody<B> {
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        // A body whose exact size is known is already made (a `Full`, a buffered JSON reply):
+        // polling it hands out its bytes and allocates nothing worth a label, so it is polled
+        // without entering the domain (an enter and an exit saved per such response). A body of
+        // unknown size (a stream) is made as it is polled: those polls run in the domain.
+        let buffered = self.inner.size_hint().exact().is_some();
         let this = self.project();
-        let Some(domain) = this.domain.as_ref() else { return this.inner.poll_frame(cx) };
-        let polled = {
-            let _inside = domain.enter();
-            this.inner.poll_frame(cx)
+        let polled = match this.domain.as_deref() {
+            Some(domain) if !buffered => {
+                let _inside = domain.enter();
+                this.inner.poll_frame(cx)
+            }
+            _ => this.inner.poll_frame(cx),
         };
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             // The body has ended: this request no longer holds its domain (it ends now unless

@@ -27,8 +27,9 @@
 //!   handler as a [`RequestDomain`] request extension (off by default: the extension costs an
 //!   allocation, a reference count and a map insert per request);
 //! - enters the domain around the inner service's `call`, every poll of its future (whichever
-//!   worker thread polls it) and every poll of the response body, so what the request allocates
-//!   is attributed to its label and grouped in its epoch;
+//!   worker thread polls it) and every poll of a streamed response body (one whose size is not
+//!   known up front; a buffered body is already made), so what the request allocates is
+//!   attributed to its label and grouped in its epoch;
 //! - ends the domain when the body has ended (its last frame, an error, or the body dropped:
 //!   hyper drops it once it is sent or the client goes away), not when the handler returns, so
 //!   a streaming response stays in its domain until its last byte.
