@@ -104,13 +104,7 @@ pub(super) fn run_group(exe: &Path, o: &RunOptions) -> GroupRun {
 
 /// `suite epochs`.
 pub(super) fn run(o: RunOptions) -> ExitCode {
-    let exe = match own_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("suite: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(exe) = own_exe() else { return ExitCode::FAILURE };
     let started = Instant::now();
     let mut meta = start_meta(if o.quick { "epochs-quick" } else { "epochs" }, o.reps);
     let g = run_group(&exe, &o);

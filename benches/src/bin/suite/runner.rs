@@ -98,9 +98,9 @@ pub(super) fn run_plan(exe: &Path, plan: &[Planned], extra: &[String]) -> (Vec<V
     (rows, failures)
 }
 
-/// This binary, which the runners re-execute as `suite one ...`.
-pub(super) fn own_exe() -> Result<PathBuf, String> {
-    std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))
+/// This binary, which the runners re-execute as `suite one ...`; `None` after saying why.
+pub(super) fn own_exe() -> Option<PathBuf> {
+    std::env::current_exe().map_err(|e| eprintln!("suite: cannot find my own executable: {e}")).ok()
 }
 
 /// The facts of a run's start, printed and put in the results file.
@@ -130,13 +130,7 @@ pub(super) fn write_results(out: &Path, doc: &Value) -> Result<(), String> {
 }
 
 pub(super) fn run_all(o: RunOptions) -> ExitCode {
-    let exe = match own_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("suite: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(exe) = own_exe() else { return ExitCode::FAILURE };
     let started = Instant::now();
     let mut meta = start_meta(if o.quick { "quick" } else { "all" }, o.reps);
     let mut plan: Vec<Planned> = Vec::new();
