@@ -66,7 +66,10 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     })?;
     let mut len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
-    let (mut lines, mut last_ts) = (0u64, None);
+    let (mut lines, mut last_ts, mut last_change) = (0u64, None, Instant::now());
+    // The target publishes every 100 ms, so at short intervals two reads can see the same
+    // snapshot; only a snapshot unchanged for this long means it stopped publishing.
+    let stalled_after = (args.interval * 3).max(Duration::from_secs(1));
     loop {
         match crate::input::from_pid(args.pid) {
             Ok(s) => {
@@ -77,8 +80,9 @@ pub fn run(args: &RecordArgs) -> Result<()> {
                     len = append(&mut file, path, len, &line)?;
                     lines += 1;
                     last_ts = Some(s.timestamp_ns);
-                } else if started.elapsed() > Duration::from_millis(500) {
-                    bail!("{}", crate::input::not_publishing(args.pid, args.interval));
+                    last_change = Instant::now();
+                } else if last_change.elapsed() > stalled_after {
+                    bail!("{}", crate::input::not_publishing(args.pid, last_change.elapsed()));
                 }
             }
             Err(e) if lines > 0 && e.downcast_ref::<AttachError>().is_some_and(exited) => {
