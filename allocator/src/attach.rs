@@ -33,6 +33,8 @@ pub enum AttachError {
     },
     /// The process went away while being read.
     Exited(u32),
+    /// The process publishes statistics but no heap profile (sampling off, or no sample yet).
+    NoProfile(u32),
     /// The region kept changing for too long to copy a consistent snapshot.
     Busy(u32),
     /// The region was cut short while being read (the target truncated it).
@@ -76,6 +78,12 @@ impl fmt::Display for AttachError {
                  {LAYOUT_VERSION}: use the stats_dump built with the target's temporal-slab version"
             ),
             AttachError::Exited(p) => write!(f, "pid {p} exited while being read: run again while it is alive"),
+            AttachError::NoProfile(p) => write!(
+                f,
+                "pid {p} has no heap profile yet: it runs with TSLAB_PROFILE_SAMPLE=0 (sampling off) or \
+                 has not allocated one sampling interval (512 KiB on average) since it started; \
+                 run it with sampling on and try again once it has allocated"
+            ),
             AttachError::Busy(p) => write!(f, "pid {p}'s statistics changed during every read attempt: try again"),
             AttachError::Truncated(p) => write!(
                 f,
@@ -97,6 +105,24 @@ impl std::error::Error for AttachError {}
 /// Reads the latest snapshot that process `pid` published (at most one reclaimer tick, 100 ms,
 /// old). Needs permission to inspect the process (same uid, or root).
 pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
+    let mut unknown: Option<u64> = None;
+    for file in memfds(pid, MEMFD_NAME)? {
+        match read_region(&file, pid) {
+            Ok(Some(s)) => return Ok(s),
+            Ok(None) => {}
+            Err(AttachError::UnknownLayout { found, .. }) => unknown = Some(found),
+            Err(e) => return Err(e),
+        }
+    }
+    match unknown {
+        Some(found) => Err(AttachError::UnknownLayout { pid, found }),
+        None if gone(pid) => Err(AttachError::Exited(pid)),
+        None => Err(AttachError::NotPublishing(pid)),
+    }
+}
+
+/// The open memfds named `name` of process `pid` (possibly inherited ones of its parent).
+pub(crate) fn memfds(pid: u32, name: &str) -> Result<Vec<File>, AttachError> {
     let proc_dir = format!("/proc/{pid}");
     match std::fs::metadata(&proc_dir) {
         Ok(_) => {}
@@ -110,35 +136,34 @@ pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(AttachError::Exited(pid)),
         Err(e) => return Err(AttachError::Io { pid, what: format!("{fd_dir}: {e}") }),
     };
-    let wanted = format!("/memfd:{MEMFD_NAME}");
-    let mut unknown: Option<u64> = None;
+    let wanted = format!("/memfd:{name}");
+    let mut files = Vec::new();
     for entry in entries {
         let Ok(entry) = entry else { continue };
         let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-        if !target.to_string_lossy().starts_with(&wanted) {
+        // "/memfd:NAME (deleted)": the name must end there (the stats name is a prefix of
+        // others).
+        let target = target.to_string_lossy();
+        if target != wanted && !target.starts_with(&format!("{wanted} ")) {
             continue;
         }
-        let file = match File::open(entry.path()) {
-            Ok(f) => f,
+        match File::open(entry.path()) {
+            Ok(f) => files.push(f),
             Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(AttachError::PermissionDenied(pid)),
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(AttachError::Exited(pid)),
             Err(e) => return Err(AttachError::Io { pid, what: format!("{}: {e}", entry.path().display()) }),
-        };
-        match read_region(&file, pid) {
-            Ok(Some(s)) => return Ok(s),
-            Ok(None) => {}
-            Err(AttachError::UnknownLayout { found, .. }) => unknown = Some(found),
-            Err(e) => return Err(e),
         }
     }
+    Ok(files)
+}
+
+/// Whether process `pid` has exited (gone, or a zombie not yet reaped).
+pub(crate) fn gone(pid: u32) -> bool {
+    let proc_dir = format!("/proc/{pid}");
     // Field 3 of /proc/PID/stat, after the parenthesised command name: Z = exited, not reaped.
     let zombie = std::fs::read_to_string(format!("{proc_dir}/stat"))
         .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')));
-    match unknown {
-        Some(found) => Err(AttachError::UnknownLayout { pid, found }),
-        None if zombie || std::fs::metadata(&proc_dir).is_err() => Err(AttachError::Exited(pid)),
-        None => Err(AttachError::NotPublishing(pid)),
-    }
+    zombie || std::fs::metadata(&proc_dir).is_err()
 }
 
 /// Reads one candidate region. `Ok(None)`: not a region of `pid` (an inherited descriptor of a
@@ -208,7 +233,7 @@ fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
 
 /// Fills `out` with the little-endian words at word offset `word` of `file`. `Ok(false)`: the
 /// file ends first (too short, or truncated meanwhile).
-fn read_words(file: &File, word: usize, out: &mut [u64]) -> std::io::Result<bool> {
+pub(crate) fn read_words(file: &File, word: usize, out: &mut [u64]) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut bytes = vec![0u8; out.len() * 8];
     let mut done = 0;

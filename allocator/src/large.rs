@@ -324,6 +324,9 @@ pub(crate) unsafe fn free(header: *mut Common) {
     let (start, len, size, offset) = (h.map_start, h.map_len, h.size, h.offset);
     GLOBAL.large_frees.fetch_add(1, Ordering::Relaxed);
     GLOBAL.large_live_bytes.fetch_sub(size as u64, Ordering::Relaxed);
+    if crate::profile::any() {
+        crate::profile::on_free(start.wrapping_add(offset));
+    }
     if offset < SEGMENT_SIZE && start == header.cast() {
         cache_put(start, len);
     } else {

@@ -29,6 +29,8 @@ mod heap;
 pub mod large;
 pub mod os;
 pub mod plausible;
+pub mod profile;
+pub mod profile_attach;
 pub mod publish;
 pub mod reclaim;
 mod ring;
@@ -57,6 +59,7 @@ use size_class::{class_for, SizeClass};
 #[derive(Debug, Clone, Copy)]
 pub struct TemporalSlab {
     auto_advance: AutoAdvance,
+    profile_sample: u64,
 }
 
 impl Default for TemporalSlab {
@@ -68,14 +71,21 @@ impl Default for TemporalSlab {
 impl TemporalSlab {
     /// The allocator; `const` so it can initialise a `static`.
     pub const fn new() -> Self {
-        TemporalSlab { auto_advance: AutoAdvance::Off }
+        TemporalSlab { auto_advance: AutoAdvance::Off, profile_sample: profile::UNSET }
     }
 
     /// Advances (and closes) epochs automatically, by time or by volume of new slabs; see
     /// [`reclaim`] for the trade-off. The environment variables `TSLAB_AUTO_ADVANCE_MS` and
     /// `TSLAB_AUTO_ADVANCE_MIB` override this. Applied at the first allocation.
     pub const fn with_auto_advance(self, auto_advance: AutoAdvance) -> Self {
-        TemporalSlab { auto_advance }
+        TemporalSlab { auto_advance, ..self }
+    }
+
+    /// Samples allocations for the heap profile (`stats_dump --profile`) every `bytes` bytes on
+    /// average (0: off; default [`profile::DEFAULT_SAMPLE_BYTES`], 512 KiB). The environment
+    /// variable `TSLAB_PROFILE_SAMPLE` overrides this. Applied at the first sample point.
+    pub const fn with_profile_sample(self, bytes: u64) -> Self {
+        TemporalSlab { profile_sample: if bytes == profile::UNSET { bytes - 1 } else { bytes }, ..self }
     }
 }
 
@@ -91,18 +101,22 @@ pub fn trim() {
 /// One object of `class`: from this thread's heap, or the shared fallback heap when the thread
 /// has none. Returns the object (or null) and whether its bytes are known to be zero.
 #[inline(always)]
-fn alloc_small(class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
+fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
     let h = heap::current();
     if !h.is_null() {
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
         if let Some((p, zeroed)) = heap.try_alloc_fast(class) {
+            heap.maybe_sample(p.as_ptr(), size, config.profile_sample, true);
             return (p.as_ptr(), zeroed);
         }
         reclaim::configure(config.auto_advance);
         // Before the slow path may map memory: the reclaimer starts with the first mapping.
         reclaim::ensure_started();
         let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
+        if !got.0.is_null() {
+            heap.maybe_sample(got.0, size, config.profile_sample, true);
+        }
         // Last, with the heap's state consistent: this may advance and close epochs.
         reclaim::after_slow_path();
         return got;
@@ -117,10 +131,16 @@ fn alloc_small(class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
 #[inline(always)]
 fn alloc_layout(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
     match class_for(layout.size(), layout.align()) {
-        Some(class) => alloc_small(class, config),
+        Some(class) => alloc_small(class, layout.size(), config),
         None => {
             reclaim::ensure_started();
-            large::alloc(layout.size(), layout.align())
+            let got = large::alloc(layout.size(), layout.align());
+            let h = heap::current_if_any();
+            if !got.0.is_null() && !h.is_null() {
+                // SAFETY: this thread's own heap, of which we are the owner.
+                unsafe { &*h }.maybe_sample(got.0, layout.size(), config.profile_sample, false);
+            }
+            got
         }
     }
 }
@@ -211,6 +231,10 @@ unsafe fn realloc_block(
             // SAFETY: large header of the live object p.
             let q = unsafe { large::realloc(h, p, new_size) };
             if !q.is_null() {
+                if q != p && profile::any() {
+                    // A moved sample is no longer at its address: it leaves the live samples.
+                    profile::on_free(p);
+                }
                 return q;
             }
         }

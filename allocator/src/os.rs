@@ -214,6 +214,19 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
+/// Whether the process may grow a file to `len` bytes. Under a smaller `RLIMIT_FSIZE`
+/// (`ulimit -f`), `ftruncate` raises SIGXFSZ, whose default action kills the whole program: the
+/// allocator must never do that, so it leaves publishing off instead.
+pub(crate) fn file_size_allowed(len: usize) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we pass; failure leaves it zeroed, which we treat as
+    // "not allowed".
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } != 0 {
+        return false;
+    }
+    lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= len as libc::rlim_t
+}
+
 /// Reads an environment variable as a u64 without allocating (`getenv` on a C string).
 pub(crate) fn env_u64(name: &core::ffi::CStr) -> Option<u64> {
     // SAFETY: getenv takes a NUL-terminated string and returns null or a NUL-terminated string

@@ -26,7 +26,7 @@ use crate::stats::{gather, RawSnapshot};
 /// `"TSLABSTA"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TSLABSTA");
 /// Version of the region layout this build writes and reads.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 /// Words in the header.
 pub const HEADER_WORDS: usize = 16;
 /// The memfd's name, as it appears in `/proc/PID/fd` (`/memfd:temporal-slab-stats (deleted)`).
@@ -61,19 +61,6 @@ pub(crate) fn region_len() -> usize {
     ((HEADER_WORDS + BODY_WORDS) * 8).div_ceil(page) * page
 }
 
-/// Whether the process may grow a file to `len` bytes. Under a smaller `RLIMIT_FSIZE`
-/// (`ulimit -f`), `ftruncate` raises SIGXFSZ, whose default action kills the whole program: the
-/// allocator must never do that, so it leaves publishing off instead.
-fn file_size_allowed(len: usize) -> bool {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes the struct we pass; failure leaves it zeroed, which we treat as
-    // "not allowed".
-    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } != 0 {
-        return false;
-    }
-    lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= len as libc::rlim_t
-}
-
 /// The header of a region of this process: (word index, value).
 fn header_words() -> [(usize, u64); 9] {
     [
@@ -104,7 +91,7 @@ fn create() -> *mut AtomicU64 {
             STATE.store(2, Ordering::Relaxed);
             return core::ptr::null_mut();
         }
-        if !file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
+        if !crate::os::file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
             libc::close(fd);
             STATE.store(2, Ordering::Relaxed);
             return core::ptr::null_mut();
@@ -192,7 +179,7 @@ pub(crate) fn publish_fake_region(version: u64) -> bool {
     // leaked on purpose (the region must stay visible).
     unsafe {
         let fd = libc::memfd_create(c"temporal-slab-stats".as_ptr(), libc::MFD_CLOEXEC);
-        if fd < 0 || !file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
+        if fd < 0 || !crate::os::file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
             return false;
         }
         let p = libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
@@ -220,5 +207,5 @@ static FAKE_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::n
 pub(crate) fn resize_fake_region(len: usize) -> bool {
     let fd = FAKE_FD.load(Ordering::Relaxed);
     // SAFETY: ftruncate on our own descriptor (or -1, which fails cleanly).
-    fd >= 0 && file_size_allowed(len) && unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0
+    fd >= 0 && crate::os::file_size_allowed(len) && unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0
 }

@@ -178,6 +178,7 @@ extern "C" fn after_fork_in_child() {
         STATE.store(NOT_STARTED, Ordering::Relaxed);
     }
     crate::publish::after_fork_in_child();
+    crate::profile::after_fork_in_child();
 }
 
 extern "C" fn reclaimer_main(_: *mut libc::c_void) -> *mut libc::c_void {

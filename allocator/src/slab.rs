@@ -129,7 +129,10 @@ pub(crate) struct SlabMeta {
     /// when `cur >= end`. Its cells' bits are clear.
     head: Cell<u64>,
     /// Owner-only: the first bitmap word that may have a bit set (no word before it has one).
-    scan: Cell<u32>,
+    scan: Cell<u16>,
+    /// Shared: the slab may hold a sampled object (`profile`): its frees look the object up in
+    /// the profile table. Set by the owner when it samples; cleared by `format` (slab empty).
+    pub(crate) sampled: AtomicU8,
     /// Size class index.
     pub(crate) class: AtomicU8,
     /// [`SlabState`] as u8.
@@ -253,6 +256,7 @@ impl SlabMeta {
         }
         self.head.set(0);
         self.scan.set(0);
+        self.sampled.store(0, Ordering::Relaxed);
         self.fresh.set(false);
         self.era.store(era, Ordering::Relaxed);
         self.owner.store(heap, Ordering::Relaxed);
@@ -265,7 +269,7 @@ impl SlabMeta {
     /// Forgets every free cell (the slab goes back to the pool unformatted; `format` rebuilds).
     pub(crate) fn clear_free(&self) {
         self.head.set(0);
-        self.scan.set(u32::MAX);
+        self.scan.set(u16::MAX);
         self.fresh.set(false);
     }
 
@@ -280,17 +284,18 @@ impl SlabMeta {
     /// `scan` there (or past the last word).
     fn first_set_word(&self) -> Option<(u32, u64)> {
         let words = self.words();
-        let mut w = self.scan.get();
+        let mut w = u32::from(self.scan.get());
         while w < words {
             // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
             let word = unsafe { self.bitmap_word(w).read() };
             if word != 0 {
-                self.scan.set(w);
+                // w < words <= BITMAP_WORDS, which fits u16.
+                self.scan.set(w as u16);
                 return Some((w, word));
             }
             w += 1;
         }
-        self.scan.set(words);
+        self.scan.set(words as u16);
         None
     }
 
@@ -398,8 +403,8 @@ impl SlabMeta {
         }
         // SAFETY: as above.
         unsafe { word.write(bits | bit) };
-        if w < self.scan.get() {
-            self.scan.set(w);
+        if w < u32::from(self.scan.get()) {
+            self.scan.set(w as u16);
         }
     }
 

@@ -33,6 +33,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 use crate::counters::{bump_owned, HeapStats, GLOBAL};
 use crate::os::{PageSource, OS};
+use crate::profile::Sampler;
 use crate::ring::{is_active, routes_to, slot_of, Slot, EPOCH_SLOTS, GEN};
 use crate::segment::{self, header_of, slab_of, Common};
 use crate::size_class::{SizeClass, NUM_CLASSES};
@@ -89,6 +90,8 @@ pub(crate) struct Heap {
     next: AtomicPtr<Heap>,
     /// Counters, written by the owner only.
     pub(crate) stats: HeapStats,
+    /// Owner-only: when the next allocation is sampled for the heap profile.
+    sampler: Sampler,
 }
 
 impl Heap {
@@ -119,6 +122,39 @@ impl Heap {
         let got = unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?;
         self.count_alloc(class);
         Some(got)
+    }
+
+    /// Samples object `p` (`size` bytes requested) for the heap profile when the heap's allocated
+    /// bytes have reached the sample point: one compare on the allocation path. `builder` is the
+    /// builder's sampling interval (`profile::UNSET`: none). `small`: `p` lies in a slab (which
+    /// is then flagged); else it is a large object, whose bytes first move the sample point
+    /// (they are not in the allocated-bytes count). Owner only.
+    #[inline(always)]
+    pub(crate) fn maybe_sample(&self, p: *mut u8, size: usize, builder: u64, small: bool) {
+        #[cfg(feature = "stats")]
+        {
+            if !small {
+                self.sampler.advance(size as u64);
+            }
+            let allocated = self.stats.alloc_bytes.load(Ordering::Relaxed);
+            if self.sampler.due(allocated) {
+                self.sample(p, size, builder, allocated, small);
+            }
+        }
+        #[cfg(not(feature = "stats"))]
+        let _ = (p, size, builder, small);
+    }
+
+    #[cold]
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    fn sample(&self, p: *mut u8, size: usize, builder: u64, allocated: u64, small: bool) {
+        let era = self.era.load(Ordering::Relaxed);
+        if self.sampler.on_due(allocated, builder, p, size, era, self.label.get()) && small {
+            // SAFETY: p is a small object we just allocated: its segment header and slab
+            // metadata are valid.
+            let slab = unsafe { &*slab_of(header_of(p), p) };
+            slab.sampled.store(1, Ordering::Relaxed);
+        }
     }
 
     /// Slow path: refreshes the epoch, refills the bin. Returns the object and whether it is
@@ -447,6 +483,9 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
     let h = current_if_any();
     // SAFETY: `slab` is the valid metadata of p's slab (caller).
     let s = unsafe { &*slab };
+    if s.sampled.load(Ordering::Relaxed) != 0 {
+        crate::profile::on_free(p);
+    }
     if s.owner.load(Ordering::Relaxed) == h.cast() && !h.is_null() {
         // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
         // thread's heap (non-null because a live slab always has an owner).

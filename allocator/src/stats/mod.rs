@@ -261,6 +261,16 @@ pub struct GlobalStats {
     pub ring_overflows: u64,
     /// Labels that did not fit in the registry and got the overflow label (counter).
     pub label_overflows: u64,
+    /// Mean heap-profile sampling interval in bytes (0: sampling off).
+    #[serde(default)]
+    pub profile_sample_bytes: u64,
+    /// Allocations sampled for the heap profile (counter).
+    #[serde(default)]
+    pub profile_samples: u64,
+    /// Samples not kept as live because the profile's live table had no free slot near their
+    /// address (counter; their objects are missing from inuse figures).
+    #[serde(default)]
+    pub profile_samples_dropped: u64,
     /// Domain guards dropped out of LIFO order (counter).
     pub domain_misuse_out_of_order: u64,
     /// Domain guards dropped on another thread than the one that entered (counter).

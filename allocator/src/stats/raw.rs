@@ -61,6 +61,9 @@ pub(crate) struct RawGlobal {
     pub(crate) auto_advances: u64,
     pub(crate) ring_overflows: u64,
     pub(crate) label_overflows: u64,
+    pub(crate) profile_sample_bytes: u64,
+    pub(crate) profile_samples: u64,
+    pub(crate) profile_samples_dropped: u64,
     pub(crate) domain_misuse_out_of_order: u64,
     pub(crate) domain_misuse_wrong_thread: u64,
     pub(crate) domain_misuse_passed_era: u64,
@@ -302,6 +305,8 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     rg.auto_advances = l(&g.auto_advances);
     rg.ring_overflows = l(&g.ring_overflows);
     rg.label_overflows = l(&g.label_overflows);
+    rg.profile_sample_bytes = crate::profile::sample_bytes();
+    (rg.profile_samples, rg.profile_samples_dropped) = crate::profile::counts();
     rg.domain_misuse_out_of_order = l(&g.domain_misuse_out_of_order);
     rg.domain_misuse_wrong_thread = l(&g.domain_misuse_wrong_thread);
     rg.domain_misuse_passed_era = l(&g.domain_misuse_passed_era);

@@ -1,0 +1,310 @@
+//! Sampled heap profiling: which call sites hold the live memory, in which epoch and label.
+//!
+//! Sampling is by bytes, as in tcmalloc and jemalloc's `prof`: each thread heap draws the
+//! distance to its next sample from an exponential distribution with mean [`sample_bytes`], and
+//! the allocation that crosses it is sampled. So every allocated byte has the same chance of
+//! being sampled, and a sample of `s` bytes stands for `1 / (1 - exp(-s / mean))` objects of its
+//! kind (the estimate `stats_dump --profile` reports). The test on the allocation path is one
+//! compare of the thread's allocated bytes (a counter kept anyway) with the next sample point.
+//!
+//! A sample records the stack (return addresses, `unwind.rs`), size, era and label in the
+//! profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold a sampled
+//! object carry a flag, so frees elsewhere pay one load of metadata they read anyway.
+//!
+//! Default mean: [`DEFAULT_SAMPLE_BYTES`] (512 KiB, jemalloc's and Go's default); set it with
+//! [`crate::TemporalSlab::with_profile_sample`] or `TSLAB_PROFILE_SAMPLE=BYTES` (which wins),
+//! `0` turns sampling off.
+//!
+//! Nothing here allocates or takes a lock: the region is created with raw system calls by the
+//! first sample, tables are claimed with compare-and-swap, and an allocation made while this
+//! thread is sampling (the unwinder's, on old libgcc) is served unsampled.
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+
+pub mod table;
+mod unwind;
+
+use table::{Table, H_DROPPED, H_SAMPLES, H_SITE_OVERFLOW, NO_SITE};
+
+/// The mean sampling interval when neither the builder nor the environment sets one.
+pub const DEFAULT_SAMPLE_BYTES: u64 = 512 << 10;
+
+/// Builder value meaning "not set": the default applies.
+pub(crate) const UNSET: u64 = u64::MAX;
+
+/// Frames of the allocator itself at the top of every captured stack (`record`, `on_due`, and the
+/// heap's cold sampling call): left out at capture.
+const OWN_FRAMES: usize = 0;
+
+/// The mean interval in bytes; [`UNSET`] until the first sample point is reached.
+static MEAN: AtomicU64 = AtomicU64::new(UNSET);
+
+static REGION: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
+/// 0: no region; 1: being created; 2: ready; 3: unavailable (memfd refused).
+static STATE: AtomicU8 = AtomicU8::new(0);
+/// Whether any object was ever sampled (large frees look for samples only then).
+static ANY: AtomicU8 = AtomicU8::new(0);
+
+/// A thread heap's sampling state. All-zero is a fresh state (the first allocation reaches the
+/// sample point and draws the real one).
+#[derive(Default)]
+pub(crate) struct Sampler {
+    /// The heap's allocated-bytes count at which the next sample fires.
+    next: Cell<u64>,
+    /// xorshift64* state (0: not seeded).
+    rng: Cell<u64>,
+    /// This thread is taking a sample now.
+    busy: Cell<bool>,
+}
+
+impl Sampler {
+    /// Whether an allocation that brought the heap's allocated bytes to `allocated` is to be
+    /// sampled: the one test on the allocation path.
+    #[inline(always)]
+    pub(crate) fn due(&self, allocated: u64) -> bool {
+        allocated >= self.next.get()
+    }
+
+    /// Moves the next sample point `bytes` closer: allocations counted elsewhere than the
+    /// heap's allocated bytes (large objects) take their share of the interval this way.
+    #[inline]
+    pub(crate) fn advance(&self, bytes: u64) {
+        self.next.set(self.next.get().saturating_sub(bytes));
+    }
+
+    /// Called when `due`: samples object `p` of `size` bytes (allocated in `era`, with label id
+    /// `label` + 1 or 0) and draws the next sample point. Returns whether `p` is now a recorded
+    /// sample (its slab must then be flagged).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn on_due(&self, allocated: u64, builder: u64, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
+        if self.busy.get() {
+            return false;
+        }
+        self.busy.set(true);
+        let mean = mean(builder);
+        let mut kept = false;
+        if mean == 0 {
+            self.next.set(u64::MAX);
+        } else {
+            if self.rng.get() == 0 {
+                // First sample point of this heap: seed, and start the real countdown (the
+                // first allocation is not sampled: it was not drawn).
+                let seed = (core::ptr::from_ref(self).addr() as u64) ^ crate::os::monotonic_ns().rotate_left(32);
+                self.rng.set(seed | 1);
+            } else {
+                kept = record(p, size, era, label, mean);
+            }
+            let gap = self.draw(mean);
+            self.next.set(allocated.saturating_add(gap));
+        }
+        self.busy.set(false);
+        kept
+    }
+
+    /// An exponentially distributed gap with mean `mean`, at least 1.
+    fn draw(&self, mean: u64) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        // Uniform in (0, 1]: never 0, so the logarithm is finite.
+        let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        let gap = -u.ln() * mean as f64;
+        (gap as u64).clamp(1, 1 << 48)
+    }
+}
+
+/// The mean sampling interval in bytes (0: off), settling it on first use: the environment's
+/// `TSLAB_PROFILE_SAMPLE`, else the builder's value, else the default.
+pub fn sample_bytes() -> u64 {
+    mean(UNSET)
+}
+
+fn mean(builder: u64) -> u64 {
+    let m = MEAN.load(Ordering::Relaxed);
+    if m != UNSET {
+        return m;
+    }
+    let m = crate::os::env_u64(c"TSLAB_PROFILE_SAMPLE").unwrap_or(if builder == UNSET {
+        DEFAULT_SAMPLE_BYTES
+    } else {
+        builder
+    });
+    let m = m.min(UNSET - 1);
+    // The first thread to settle it wins; all read the same environment and builder.
+    match MEAN.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => m,
+        Err(now) => now,
+    }
+}
+
+/// The weight of one sample of `size` bytes: how many such objects it stands for.
+pub(crate) fn weight(size: u64, mean: u64) -> f64 {
+    if mean == 0 {
+        return 1.0;
+    }
+    let q = 1.0 - (-(size as f64) / mean as f64).exp();
+    if q <= 0.0 {
+        1.0
+    } else {
+        1.0 / q
+    }
+}
+
+/// The profile region, created on first use; `None` while another thread creates it or when the
+/// system refuses a memfd.
+fn table() -> Option<Table> {
+    let words = REGION.load(Ordering::Acquire);
+    if !words.is_null() {
+        // SAFETY: a non-null REGION is our mapping of `region_len()` bytes, never unmapped
+        // except in a forked child's fork handler (before any thread of the child runs).
+        return Some(unsafe { Table::new(words) });
+    }
+    if STATE.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        return None;
+    }
+    let words = create();
+    if words.is_null() {
+        STATE.store(3, Ordering::Relaxed);
+        return None;
+    }
+    REGION.store(words, Ordering::Release);
+    STATE.store(2, Ordering::Relaxed);
+    // SAFETY: as above: the mapping just made.
+    Some(unsafe { Table::new(words) })
+}
+
+fn create() -> *mut AtomicU64 {
+    let len = table::region_len();
+    // SAFETY: plain system calls on a descriptor we own; every failure is checked and leaves
+    // sampling without a region (no sample is kept).
+    unsafe {
+        let fd = libc::memfd_create(c"temporal-slab-profile".as_ptr(), libc::MFD_CLOEXEC);
+        if fd < 0 {
+            return core::ptr::null_mut();
+        }
+        if !crate::os::file_size_allowed(len) || libc::ftruncate(fd, len as libc::off_t) != 0 {
+            libc::close(fd);
+            return core::ptr::null_mut();
+        }
+        let p = libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+        // The mapping keeps the memfd alive; the descriptor stays open so that other processes
+        // find the region in /proc/PID/fd.
+        if p == libc::MAP_FAILED {
+            libc::close(fd);
+            return core::ptr::null_mut();
+        }
+        FD.store(fd as u64, Ordering::Relaxed);
+        let words = p.cast::<AtomicU64>();
+        Table::new(words).init_header(libc::getpid() as u64, MEAN.load(Ordering::Relaxed));
+        crate::counters::GLOBAL.heap_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        words
+    }
+}
+
+static FD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Records a sample; false when it could not be kept as live (no region, or no slot).
+fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64) -> bool {
+    let Some(t) = table() else { return false };
+    let mut pcs = [0u64; table::DEPTH];
+    let n = unwind::capture(&mut pcs, OWN_FRAMES);
+    t.bump(H_SAMPLES);
+    let site = t.site(&pcs[..n]);
+    let w = weight(size as u64, mean);
+    match site {
+        Some(i) => t.add_to_site(i, w, w * size as f64),
+        None => t.bump(H_SITE_OVERFLOW),
+    }
+    let site = site.map_or(NO_SITE, |i| i as u64);
+    if !t.insert_live(p.addr() as u64, [size as u64, site, era, label as u64]) {
+        t.bump(H_DROPPED);
+        return false;
+    }
+    ANY.store(1, Ordering::Relaxed);
+    true
+}
+
+/// A sampled-slab object (or a large one) is being freed: forget it if it is a recorded sample.
+#[cold]
+pub(crate) fn on_free(p: *mut u8) {
+    let words = REGION.load(Ordering::Acquire);
+    if words.is_null() {
+        return;
+    }
+    // SAFETY: as in `table`.
+    unsafe { Table::new(words) }.remove_live(p.addr() as u64);
+}
+
+/// Whether any sample was ever kept (large frees call `on_free` only then).
+#[inline]
+pub(crate) fn any() -> bool {
+    ANY.load(Ordering::Relaxed) != 0
+}
+
+/// Samples taken and samples not kept as live, for snapshots.
+pub(crate) fn counts() -> (u64, u64) {
+    let words = REGION.load(Ordering::Acquire);
+    if words.is_null() {
+        return (0, 0);
+    }
+    // SAFETY: as in `table`.
+    let t = unsafe { Table::new(words) };
+    (t.word(H_SAMPLES).load(Ordering::Relaxed), t.word(H_DROPPED).load(Ordering::Relaxed))
+}
+
+/// A copy of this process's own profile region (empty when no sample was taken), for
+/// in-process readers; `profile_attach` parses it.
+pub fn own_region() -> Vec<u64> {
+    let words = REGION.load(Ordering::Acquire);
+    if words.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: as in `table`.
+    let t = unsafe { Table::new(words) };
+    (0..table::WORDS).map(|i| t.word(i).load(Ordering::Relaxed)).collect()
+}
+
+/// In a forked child: drop the parent's region (the child must not write into it) and its
+/// descriptor; the child makes its own at its next sample. Async-signal-safe.
+pub(crate) fn after_fork_in_child() {
+    let words = REGION.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    if !words.is_null() {
+        // SAFETY: the inherited mapping of region_len() bytes; the child no longer uses it.
+        unsafe { libc::munmap(words.cast(), table::region_len()) };
+    }
+    let fd = FD.swap(u64::MAX, Ordering::Relaxed);
+    if fd != u64::MAX {
+        // SAFETY: closing the inherited descriptor we opened.
+        unsafe { libc::close(fd as i32) };
+    }
+    STATE.store(0, Ordering::Relaxed);
+    ANY.store(0, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_grow_for_objects_small_against_the_mean() {
+        assert!((weight(1 << 30, 512 << 10) - 1.0).abs() < 1e-9, "huge objects are always sampled");
+        let w = weight(64, 512 << 10);
+        assert!((w - (512 << 10) as f64 / 64.0).abs() / w < 0.001, "small: about mean / size, got {w}");
+        assert_eq!(weight(64, 0), 1.0);
+    }
+
+    #[test]
+    fn gaps_average_the_mean() {
+        let s = Sampler::default();
+        s.rng.set(0x1234_5678_9abc_def1);
+        let n = 20_000;
+        let sum: u64 = (0..n).map(|_| s.draw(1 << 20)).sum();
+        let avg = sum as f64 / n as f64;
+        assert!((avg / (1 << 20) as f64 - 1.0).abs() < 0.03, "average gap {avg}");
+    }
+}

@@ -1,0 +1,261 @@
+//! The profile region: the sampled call sites and the sampled objects still live, in a
+//! memfd-backed shared mapping that allocating threads write directly (lock-free) and other
+//! processes copy (`profile_attach.rs`).
+//!
+//! Layout (version [`LAYOUT_VERSION`]), all little-endian u64 words:
+//! - a header of [`HEADER_WORDS`] words (`H_*`);
+//! - [`SITES`] site entries of [`SITE_WORDS`] words: key (0 empty, [`BUSY`] being written, else
+//!   the stack's hash), depth, estimated allocated objects x [`FIXED`], estimated allocated
+//!   bytes, then [`DEPTH`] return addresses, innermost first;
+//! - [`LIVE`] live keys (0 empty, [`BUSY`] being written, else the object's address), then
+//!   [`LIVE`] values of [`LIVE_WORDS`] words: requested size, site index ([`NO_SITE`]: the site
+//!   table was full), era, label id + 1 (0: no label).
+//!
+//! A site's key and return addresses are written once (key last, Release); only its two sums
+//! change afterwards. A live entry's values are written before its key (Release); a free clears
+//! the key. Inserts look at most [`PROBES`] slots from the hash, and so does a free's lookup, so
+//! the table never needs tombstones; an insert that finds no free slot is counted as dropped.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// `"TSLABPRF"` as a little-endian word.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"TSLABPRF");
+/// Version of the profile region layout.
+pub const LAYOUT_VERSION: u64 = 1;
+/// The memfd's name in `/proc/PID/fd`.
+pub const MEMFD_NAME: &str = "temporal-slab-profile";
+/// Words in the header.
+pub const HEADER_WORDS: usize = 16;
+/// Call-site slots.
+pub const SITES: usize = 1024;
+/// Return addresses kept per sample.
+pub const DEPTH: usize = 32;
+/// Words per site: key, depth, two sums, the return addresses.
+pub const SITE_WORDS: usize = 4 + DEPTH;
+/// Live-sample slots.
+pub const LIVE: usize = 8192;
+/// Words per live value.
+pub const LIVE_WORDS: usize = 4;
+/// Slots an insert or lookup looks at, from the hash on.
+pub const PROBES: usize = 16;
+/// Key of a slot being written.
+pub const BUSY: u64 = 1;
+/// Site index of a sample whose stack found no site slot.
+pub const NO_SITE: u64 = u64::MAX;
+/// Fixed-point scale of the estimated object counts.
+pub const FIXED: f64 = 1024.0;
+
+/// Header word: magic.
+pub const H_MAGIC: usize = 0;
+/// Header word: layout version.
+pub const H_VERSION: usize = 1;
+/// Header word: [`SITES`].
+pub const H_SITES: usize = 2;
+/// Header word: [`DEPTH`].
+pub const H_DEPTH: usize = 3;
+/// Header word: [`LIVE`].
+pub const H_LIVE: usize = 4;
+/// Header word: the writing process's pid.
+pub const H_PID: usize = 5;
+/// Header word: the mean sampling interval in bytes.
+pub const H_MEAN: usize = 6;
+/// Header word: samples taken.
+pub const H_SAMPLES: usize = 7;
+/// Header word: samples not kept as live (the live table had no free slot near the hash).
+pub const H_DROPPED: usize = 8;
+/// Header word: samples whose stack found no site slot.
+pub const H_SITE_OVERFLOW: usize = 9;
+/// Header word: total words of the region.
+pub const H_WORDS: usize = 10;
+
+/// Word offset of site `i`.
+pub const fn site_at(i: usize) -> usize {
+    HEADER_WORDS + i * SITE_WORDS
+}
+/// Word offset of the live keys.
+pub const LIVE_KEYS: usize = site_at(SITES);
+/// Word offset of the live values.
+pub const LIVE_VALUES: usize = LIVE_KEYS + LIVE;
+/// Total words.
+pub const WORDS: usize = LIVE_VALUES + LIVE * LIVE_WORDS;
+
+/// Bytes of the region, whole pages.
+pub(crate) const fn region_len() -> usize {
+    (WORDS * 8).div_ceil(4096) * 4096
+}
+
+/// A mapped region of this process.
+#[derive(Clone, Copy)]
+pub(crate) struct Table {
+    words: *const AtomicU64,
+}
+
+impl Table {
+    /// # Safety
+    /// `words` points to a live mapping of at least [`WORDS`] words that stays mapped while this
+    /// `Table` is used.
+    pub(crate) unsafe fn new(words: *const AtomicU64) -> Table {
+        Table { words }
+    }
+
+    pub(crate) fn word(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < WORDS);
+        // SAFETY: `new`'s contract: the mapping holds WORDS words and outlives `self`; every
+        // caller passes an index below WORDS (the constants above).
+        unsafe { &*self.words.add(i) }
+    }
+
+    /// Writes the header of a fresh region.
+    pub(crate) fn init_header(&self, pid: u64, mean: u64) {
+        for (i, v) in [
+            (H_MAGIC, MAGIC),
+            (H_VERSION, LAYOUT_VERSION),
+            (H_SITES, SITES as u64),
+            (H_DEPTH, DEPTH as u64),
+            (H_LIVE, LIVE as u64),
+            (H_PID, pid),
+            (H_MEAN, mean),
+            (H_WORDS, WORDS as u64),
+        ] {
+            self.word(i).store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn bump(&self, h: usize) {
+        self.word(h).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The site slot of stack `pcs` (found or claimed), `None` when [`PROBES`] slots from the
+    /// hash all hold other stacks.
+    pub(crate) fn site(&self, pcs: &[u64]) -> Option<usize> {
+        let hash = stack_hash(pcs);
+        for probe in 0..PROBES {
+            let i = (hash as usize).wrapping_add(probe) % SITES;
+            let at = site_at(i);
+            let key = self.word(at);
+            loop {
+                // Acquire: a key we see published comes with its depth and return addresses.
+                let k = key.load(Ordering::Acquire);
+                if k == 0 {
+                    if key.compare_exchange(0, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                        continue;
+                    }
+                    self.word(at + 1).store(pcs.len() as u64, Ordering::Relaxed);
+                    for (j, &pc) in pcs.iter().enumerate() {
+                        self.word(at + 4 + j).store(pc, Ordering::Relaxed);
+                    }
+                    // Release: readers that see the key see the stack.
+                    key.store(hash, Ordering::Release);
+                    return Some(i);
+                }
+                if k == hash && self.same_stack(at, pcs) {
+                    return Some(i);
+                }
+                // Another stack, or one being written (it may be ours: a second slot for the
+                // same stack is harmless, readers merge by stack).
+                break;
+            }
+        }
+        None
+    }
+
+    fn same_stack(&self, at: usize, pcs: &[u64]) -> bool {
+        self.word(at + 1).load(Ordering::Relaxed) == pcs.len() as u64
+            && pcs.iter().enumerate().all(|(j, &pc)| self.word(at + 4 + j).load(Ordering::Relaxed) == pc)
+    }
+
+    /// Adds one sample's estimates to site `i`.
+    pub(crate) fn add_to_site(&self, i: usize, objects: f64, bytes: f64) {
+        let at = site_at(i);
+        self.word(at + 2).fetch_add((objects * FIXED) as u64, Ordering::Relaxed);
+        self.word(at + 3).fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Records live object `p`; false when no slot near its hash is free.
+    pub(crate) fn insert_live(&self, p: u64, values: [u64; LIVE_WORDS]) -> bool {
+        let start = ptr_hash(p);
+        for probe in 0..PROBES {
+            let i = (start + probe) % LIVE;
+            let key = self.word(LIVE_KEYS + i);
+            if key.load(Ordering::Relaxed) != 0
+                || key.compare_exchange(0, BUSY, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            {
+                continue;
+            }
+            for (j, &v) in values.iter().enumerate() {
+                self.word(LIVE_VALUES + i * LIVE_WORDS + j).store(v, Ordering::Relaxed);
+            }
+            // Release: a reader (or a free on another thread) that sees the key sees the values.
+            key.store(p, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// Forgets live object `p`; false when it was not recorded.
+    pub(crate) fn remove_live(&self, p: u64) -> bool {
+        let start = ptr_hash(p);
+        for probe in 0..PROBES {
+            let key = self.word(LIVE_KEYS + (start + probe) % LIVE);
+            // A sampled object is freed after its insert returned (the program cannot free it
+            // before it has the pointer), so a Relaxed load sees our key.
+            if key.load(Ordering::Relaxed) == p {
+                key.store(0, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A stack's hash, never 0 or [`BUSY`].
+pub(crate) fn stack_hash(pcs: &[u64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &pc in pcs {
+        h = (h ^ pc).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h | 2
+}
+
+fn ptr_hash(p: u64) -> usize {
+    ((p >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % LIVE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> (Vec<AtomicU64>, Table) {
+        let words: Vec<AtomicU64> = (0..WORDS).map(|_| AtomicU64::new(0)).collect();
+        // SAFETY: the vector holds WORDS words and is returned with the table, so it outlives it.
+        let t = unsafe { Table::new(words.as_ptr()) };
+        (words, t)
+    }
+
+    #[test]
+    fn a_stack_gets_one_site_and_its_sums() {
+        let (_w, t) = table();
+        let a = t.site(&[1, 2, 3]).unwrap();
+        let b = t.site(&[1, 2, 4]).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(t.site(&[1, 2, 3]), Some(a));
+        t.add_to_site(a, 1.5, 96.0);
+        t.add_to_site(a, 1.0, 64.0);
+        assert_eq!(t.word(site_at(a) + 2).load(Ordering::Relaxed), (2.5 * FIXED) as u64);
+        assert_eq!(t.word(site_at(a) + 3).load(Ordering::Relaxed), 160);
+    }
+
+    #[test]
+    fn live_entries_come_and_go_and_a_full_window_drops() {
+        let (_w, t) = table();
+        assert!(t.insert_live(0x1000, [48, 0, 7, 0]));
+        assert!(t.remove_live(0x1000));
+        assert!(!t.remove_live(0x1000), "removed once");
+        // The same address PROBES + 1 times: the window fills, the last is dropped.
+        for _ in 0..PROBES {
+            assert!(t.insert_live(0x2000, [8, 0, 0, 0]));
+        }
+        assert!(!t.insert_live(0x2000, [8, 0, 0, 0]));
+    }
+}
