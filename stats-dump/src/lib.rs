@@ -7,5 +7,9 @@
 pub mod cli;
 pub mod doctor;
 pub mod fmt;
+pub mod pinned;
+pub mod pprof;
+pub mod sites;
 pub mod summary;
+pub mod symbolize;
 pub mod workload;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use temporal_slab::{Snapshot, TemporalSlab};
+use tslab_tools::symbolize::Symbolizer;
 use tslab_tools::{doctor, summary};
 
 #[global_allocator]
@@ -32,6 +33,9 @@ static GLOBAL: TemporalSlab = TemporalSlab::new();
     stats_dump --pid 1234 --no-json --doctor  summary and findings only
     stats_dump --pid 1234 --no-text | jq .global
     stats_dump --demo --doctor                run a small workload here and attach to it
+    stats_dump --pid 1234 --no-json --profile heap.pb.gz
+                                              also write its sampled heap profile (pprof);
+                                              read it with `go tool pprof -top heap.pb.gz`
 
 ACCESS:
     Reading a process's statistics needs the same permission as inspecting it with a
@@ -67,6 +71,14 @@ struct Cli {
     /// it (never ended) counts as stuck.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = tslab_tools::cli::parse_seconds)]
     stuck_after: f64,
+    /// Also write the process's sampled heap profile to FILE in pprof format (gzipped
+    /// protobuf: inuse_space, inuse_objects, alloc_space, alloc_objects, with functions, files
+    /// and lines; samples carry `label` and `epoch`). The target samples every 512 KiB on
+    /// average unless TSLAB_PROFILE_SAMPLE says otherwise; file and line need debug info in
+    /// the target (`debug = "line-tables-only"` or more), else functions come from symbols.
+    /// With --doctor, findings about epochs name the call sites that hold them.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -85,14 +97,43 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    let snap = match (cli.pid, cli.demo) {
-        (Some(pid), _) => temporal_slab::attach::snapshot_of(pid)?,
-        (None, true) => demo_snapshot()?,
+    let (snap, pid) = match (cli.pid, cli.demo) {
+        (Some(pid), _) => (temporal_slab::attach::snapshot_of(pid)?, pid),
+        (None, true) => (demo_snapshot()?, std::process::id()),
         (None, false) => bail!(
             "no process given: use --pid PID to attach to a process that uses temporal-slab, \
              or --demo to dump a built-in workload (see --help)"
         ),
     };
+    // The profile is read when the doctor or --profile wants it; the doctor works without one.
+    let profile = if cli.profile.is_some() || cli.doctor {
+        match temporal_slab::profile_attach::profile_of(pid) {
+            Ok(p) => Some(p),
+            Err(e) if cli.profile.is_some() => return Err(e).context("reading the heap profile"),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let mut sym = match &profile {
+        Some(_) => Some(Symbolizer::for_pid(pid)?),
+        None => None,
+    };
+    if let (Some(path), Some(p), Some(sym)) = (&cli.profile, &profile, sym.as_mut()) {
+        let labels = tslab_tools::sites::label_names(&snap);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+        let pp = tslab_tools::pprof::build(p, sym, &labels, now);
+        tslab_tools::pprof::write_gz(&pp, path)?;
+        if !cli.no_text {
+            eprintln!(
+                "stats_dump: wrote {} ({} samples, {} live, mean interval {} bytes)",
+                path.display(),
+                p.samples,
+                p.live.len(),
+                p.sample_bytes
+            );
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     if !cli.no_json {
         serde_json::to_writer_pretty(&mut stdout, &snap).context("writing the JSON snapshot")?;
@@ -105,7 +146,10 @@ fn run() -> Result<()> {
     }
     if cli.doctor {
         // With the JSON off, findings go to stdout so they can be piped.
-        let findings = doctor::diagnose(&snap, cli.stuck_after);
+        let mut findings = doctor::diagnose(&snap, cli.stuck_after);
+        if let (Some(p), Some(sym)) = (&profile, sym.as_mut()) {
+            tslab_tools::pinned::cite_sites(&mut findings, &snap, p, sym);
+        }
         if cli.no_json {
             doctor::write(&mut stdout, &findings)?;
         } else {

@@ -29,6 +29,39 @@ pub struct Options {
     pub leak: bool,
     /// Pause between requests (keeps the demo light on CPU).
     pub pause: Duration,
+    /// Plant a pinning cache: [`plant_pinning_cache`] before the workers start.
+    pub pin: bool,
+}
+
+/// The domain label of the request that [`plant_pinning_cache`] runs.
+pub const PINNED_LABEL: &str = "upload";
+
+/// What [`cache_insert`] keeps: never freed.
+static PINNED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// The bug a heap profile finds: a short request (a domain labelled [`PINNED_LABEL`], on an epoch
+/// of its own) puts `objects` 4 KiB buffers into a process-wide cache through [`cache_insert`],
+/// and the request ends. The epoch closes, but the cached buffers keep its slabs in use: the
+/// doctor and `tslab top --sites` name `cache_insert` as the site that pins it.
+pub fn plant_pinning_cache(objects: usize) -> EpochId {
+    let e = epoch::advance();
+    {
+        let request = EpochDomain::on(e, Some(PINNED_LABEL));
+        let _in = request.enter();
+        for i in 0..objects {
+            cache_insert(i);
+        }
+    }
+    epoch::advance();
+    epoch::close(e);
+    e
+}
+
+/// Puts one 4 KiB buffer into the process-wide cache (the planted site).
+#[inline(never)]
+pub fn cache_insert(key: usize) {
+    let buffer = vec![key as u8; 4096]; // PLANTED-SITE
+    PINNED.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
 }
 
 /// Labels of the request-like phases.
@@ -87,6 +120,9 @@ pub fn run(opts: &Options, stop: &AtomicBool) {
     // Before the workers start, so that no request domain shares the leaked domain's epoch.
     if opts.leak {
         leak_a_domain(20_000);
+    }
+    if opts.pin {
+        plant_pinning_cache(4_096);
     }
     let mut handles = Vec::new();
     for t in 0..opts.threads {

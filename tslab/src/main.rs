@@ -16,6 +16,7 @@ mod prom;
 mod record;
 mod serve;
 mod top;
+mod top_sites;
 mod watch;
 
 use std::io::Write;
@@ -228,7 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
                 });
             }
-            workload::run(&workload::Options { duration: seconds, threads, leak, pause }, &STOP);
+            workload::run(&workload::Options { duration: seconds, threads, leak, pause, pin: false }, &STOP);
         }
     }
     Ok(ExitCode::SUCCESS)

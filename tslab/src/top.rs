@@ -24,6 +24,7 @@ use crate::input::InputArgs;
     tslab top --pid 1234 --classes --by allocations --window 5s   allocation rate per class
     tslab top --pid 1234 --labels                     domains open and bytes allocated per label (route)
     tslab top --pid 1234 --labels --window 5s         bytes allocated per second per label
+    tslab top --pid 1234 --sites                      call sites holding live memory (heap profile)
     stats_dump --pid 1234 --no-text | tslab top - --classes --by slow_path_hits --n 5
 
 FIELDS:
@@ -44,6 +45,10 @@ pub struct TopArgs {
     /// Rank domain labels (routes, jobs): domains open, domains opened, bytes allocated.
     #[arg(long)]
     pub labels: bool,
+    /// Rank call sites by the live bytes of their sampled objects, with the labels and epochs
+    /// they are in (from the process's heap profile; needs --pid and sampling on in the target).
+    #[arg(long, conflicts_with_all = ["classes", "epochs", "labels", "by", "window"])]
+    pub sites: bool,
     /// The field to rank by (default: live_bytes; allocated_bytes with --labels).
     #[arg(long, value_name = "FIELD")]
     pub by: Option<String>,
@@ -265,6 +270,14 @@ pub fn write_table(
 
 /// `tslab top`.
 pub fn run(args: &TopArgs) -> Result<()> {
+    if args.sites {
+        let Some(pid) = args.input.pid else {
+            bail!(
+                "--sites needs --pid PID: call sites come from a live process's heap profile, a snapshot file has none"
+            );
+        };
+        return crate::top_sites::run(pid, args.n);
+    }
     let group = match (args.epochs, args.labels) {
         (true, _) => Group::Epochs,
         (_, true) => Group::Labels,

@@ -29,6 +29,10 @@ struct Cli {
     /// epoch to find.
     #[arg(long)]
     leak: bool,
+    /// Plant a process-wide cache filled inside a short "upload" request, so that a closed epoch
+    /// is pinned by objects of one call site (`cache_insert`), which the heap profile names.
+    #[arg(long)]
+    pin: bool,
     /// Pause between requests, in milliseconds (keeps the demo light on CPU).
     #[arg(long, default_value_t = 2)]
     pause_ms: u64,
@@ -55,6 +59,7 @@ fn main() {
         duration,
         threads: cli.threads,
         leak: cli.leak,
+        pin: cli.pin,
         pause: Duration::from_millis(cli.pause_ms),
     };
     workload::run(&opts, &AtomicBool::new(false));
