@@ -5,6 +5,9 @@
 //! One test function: the profile is process-wide, so parallel tests would see each other's
 //! samples.
 
+// Without the `profile` feature nothing is sampled: there is nothing to test.
+#![cfg(feature = "profile")]
+
 use std::thread;
 
 use temporal_slab::profile_attach::{own_profile, Profile};

@@ -85,10 +85,12 @@ fn a_planted_leak_is_named_first_everywhere() {
     let site = planted_site();
     let file = scratch("heap.pb.gz");
 
-    let out = stats_dump(&["--pid", &pid, "--no-json", "--no-text", "--doctor", "--stuck-after", "0", "--profile"]
-        .into_iter()
-        .chain([file.to_str().unwrap()])
-        .collect::<Vec<_>>());
+    let out = stats_dump(
+        &["--pid", &pid, "--no-json", "--no-text", "--doctor", "--stuck-after", "0", "--profile"]
+            .into_iter()
+            .chain([file.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stats_dump failed: {}", String::from_utf8_lossy(&out.stderr));
 

@@ -131,7 +131,7 @@ impl Heap {
     /// (they are not in the allocated-bytes count). Owner only.
     #[inline(always)]
     pub(crate) fn maybe_sample(&self, p: *mut u8, size: usize, builder: u64, small: bool) {
-        #[cfg(feature = "stats")]
+        #[cfg(feature = "profile")]
         {
             if !small {
                 self.sampler.advance(size as u64);
@@ -141,12 +141,12 @@ impl Heap {
                 self.sample(p, size, builder, allocated, small);
             }
         }
-        #[cfg(not(feature = "stats"))]
+        #[cfg(not(feature = "profile"))]
         let _ = (p, size, builder, small);
     }
 
     #[cold]
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     fn sample(&self, p: *mut u8, size: usize, builder: u64, allocated: u64, small: bool) {
         let era = self.era.load(Ordering::Relaxed);
         if self.sampler.on_due(allocated, builder, p, size, era, self.label.get()) && small {
@@ -483,7 +483,7 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
     let h = current_if_any();
     // SAFETY: `slab` is the valid metadata of p's slab (caller).
     let s = unsafe { &*slab };
-    if s.sampled.load(Ordering::Relaxed) != 0 {
+    if cfg!(feature = "profile") && s.sampled.load(Ordering::Relaxed) != 0 {
         crate::profile::on_free(p);
     }
     if s.owner.load(Ordering::Relaxed) == h.cast() && !h.is_null() {

@@ -62,6 +62,7 @@ impl Sampler {
     /// Whether an allocation that brought the heap's allocated bytes to `allocated` is to be
     /// sampled: the one test on the allocation path.
     #[inline(always)]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn due(&self, allocated: u64) -> bool {
         allocated >= self.next.get()
     }
@@ -69,6 +70,7 @@ impl Sampler {
     /// Moves the next sample point `bytes` closer: allocations counted elsewhere than the
     /// heap's allocated bytes (large objects) take their share of the interval this way.
     #[inline]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn advance(&self, bytes: u64) {
         self.next.set(self.next.get().saturating_sub(bytes));
     }
@@ -125,6 +127,9 @@ pub fn sample_bytes() -> u64 {
 }
 
 fn mean(builder: u64) -> u64 {
+    if !cfg!(feature = "profile") {
+        return 0;
+    }
     let m = MEAN.load(Ordering::Relaxed);
     if m != UNSET {
         return m;
@@ -243,7 +248,7 @@ pub(crate) fn on_free(p: *mut u8) {
 /// Whether any sample was ever kept (large frees call `on_free` only then).
 #[inline]
 pub(crate) fn any() -> bool {
-    ANY.load(Ordering::Relaxed) != 0
+    cfg!(feature = "profile") && ANY.load(Ordering::Relaxed) != 0
 }
 
 /// Samples taken and samples not kept as live, for snapshots.
