@@ -9,6 +9,7 @@ mod chart;
 mod demo;
 mod diff;
 mod export;
+mod flame;
 mod http;
 mod input;
 mod plot;
@@ -18,6 +19,7 @@ mod serve;
 mod top;
 mod top_sites;
 mod watch;
+mod whole_file;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -52,6 +54,7 @@ static GLOBAL: TemporalSlab = TemporalSlab::new();
     tslab serve --pid 1234 --listen 127.0.0.1:9877
     tslab diff before.json after.json --fail-on regression
     tslab doctor --pid 1234
+    tslab flame --pid 1234 --out heap.svg        flame graph of the sampled live heap
 
 ACCESS:
     Attaching to a process needs the permission a debugger needs: the same user, or root.
@@ -99,6 +102,8 @@ enum Command {
     Record(record::RecordArgs),
     /// Draw a recording as an SVG: memory, live bytes by label, allocation rate by label, epoch closes.
     Plot(plot::PlotArgs),
+    /// Draw a heap profile (live process or pprof file) as a flame graph SVG: memory by call stack.
+    Flame(flame::FlameArgs),
     /// Ranked, actionable findings: stuck epochs, slow path, reclamation, fragmentation.
     #[command(after_help = "EXAMPLES:
     tslab doctor --pid 1234
@@ -214,6 +219,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => return diff::run(&args),
         Command::Record(args) => record::run(&args)?,
         Command::Plot(args) => plot::run(&args)?,
+        Command::Flame(args) => flame::run(&args)?,
         Command::Doctor { input, stuck_after } => {
             let snap = input.load()?;
             let mut out = std::io::stdout().lock();

@@ -7,10 +7,9 @@
 //! labelled one by one, so that is the closest the snapshot has.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use temporal_slab::Snapshot;
 
 use crate::chart::{render, Line, Panel};
@@ -144,28 +143,6 @@ fn top(series: BTreeMap<String, Vec<(f64, f64)>>, n: usize) -> Vec<Line> {
     lines
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory, renamed into place,
-/// so a failure leaves no half-written picture.
-fn write_whole(path: &Path, text: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| {
-        anyhow!("cannot write {}: {}; no file was written", path.display(), crate::export::cause_and_fix(&e, dir))
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).context("the output needs a file name")?;
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&temp)?;
-        f.write_all(text)?;
-        f.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&temp);
-        return Err(fail(e));
-    }
-    Ok(())
-}
-
 /// `tslab plot`.
 pub fn run(args: &PlotArgs) -> Result<()> {
     let snaps = read_recording(&args.input)?;
@@ -182,7 +159,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         snaps[snaps.len() - 1].global.epoch_close_calls.saturating_sub(snaps[0].global.epoch_close_calls)
     );
     let svg = render(&title, "seconds since the first snapshot", (0.0, end), &closes, "epoch close", &panels);
-    write_whole(&out, svg.as_bytes())?;
+    crate::whole_file::write(&out, svg.as_bytes())?;
     eprintln!("tslab plot: {} ({} snapshots) -> {}", args.input.display(), snaps.len(), out.display());
     Ok(())
 }
