@@ -37,7 +37,7 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::size_class::{SizeClass, MAX_CELLS, SLAB_SIZE};
 use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT, SLAB_SHIFT};
@@ -130,9 +130,12 @@ pub(crate) struct SlabMeta {
     head: Cell<u64>,
     /// Owner-only: the first bitmap word that may have a bit set (no word before it has one).
     scan: Cell<u16>,
-    /// Shared: the slab may hold a sampled object (`profile`): its frees look the object up in
-    /// the profile table. Set by the owner when it samples; cleared by `format` (slab empty).
-    pub(crate) sampled: AtomicU8,
+    /// Shared: which of the slab's objects are recorded heap-profile samples (`profile`): 0
+    /// none (the common case: frees test this and go on), a [`SlabMeta::sample_tag`] for exactly
+    /// one (only its free looks in the profile table), or [`SAMPLES_COUNTED`] | n for n of them
+    /// (every free looks, until they are freed). Owner adds, any freeing thread removes (atomic
+    /// read-modify-writes); reset by `format` (slab empty).
+    pub(crate) sampled: AtomicU16,
     /// Size class index.
     pub(crate) class: AtomicU8,
     /// [`SlabState`] as u8.
@@ -147,7 +150,45 @@ pub(crate) struct SlabMeta {
 
 const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
 
+/// The bit of [`SlabMeta::sampled`] that makes its low bits a count of recorded samples.
+pub(crate) const SAMPLES_COUNTED: u16 = 0x8000;
+// Every tag (an 8-byte cell offset + 1 in a slab) is below the bit, and so is every count.
+const _: () = assert!((1usize << (SLAB_SHIFT - 3)) < SAMPLES_COUNTED as usize);
+
 impl SlabMeta {
+    /// The tag of object `p` of this slab in [`SlabMeta::sampled`]: its 8-byte offset + 1
+    /// (cells are at least 8 bytes, so no two objects share one).
+    #[inline]
+    fn sample_tag(&self, p: *mut u8) -> u16 {
+        (((p.addr() - self.start().addr()) >> 3) + 1) as u16
+    }
+
+    /// Owner: object `p` of this slab is now a recorded sample.
+    pub(crate) fn note_sampled(&self, p: *mut u8) {
+        let tag = self.sample_tag(p);
+        let _ = self.sampled.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+            Some(match c {
+                0 => tag,
+                c if c & SAMPLES_COUNTED != 0 => c + 1,
+                _ => SAMPLES_COUNTED | 2,
+            })
+        });
+    }
+
+    /// Whether the free of object `p` must look in the profile table, given the
+    /// [`SlabMeta::sampled`] word `c` it read (non-zero): `p` is the tagged sample, or the slab
+    /// counts several. A free sees its object's tag: the owner wrote it before handing `p` out.
+    pub(crate) fn may_be_sample(&self, p: *mut u8, c: u16) -> bool {
+        c & SAMPLES_COUNTED != 0 || c == self.sample_tag(p)
+    }
+
+    /// A recorded sample of this slab was freed (its table entry removed): one fewer.
+    pub(crate) fn forget_sample(&self) {
+        let _ = self.sampled.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+            Some(if c & SAMPLES_COUNTED != 0 && c & !SAMPLES_COUNTED > 1 { c - 1 } else { 0 })
+        });
+    }
+
     /// Start of the slab's data pages.
     #[inline]
     pub(crate) fn start(&self) -> *mut u8 {

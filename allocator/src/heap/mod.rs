@@ -153,7 +153,7 @@ impl Heap {
             // SAFETY: p is a small object we just allocated: its segment header and slab
             // metadata are valid.
             let slab = unsafe { &*slab_of(header_of(p), p) };
-            slab.sampled.store(1, Ordering::Relaxed);
+            slab.note_sampled(p);
         }
     }
 
@@ -474,6 +474,16 @@ pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
     unsafe { (*fb.0).alloc_slow(class) }
 }
 
+/// The free of `p` in a slab that holds recorded heap-profile samples (`sampled` word `c`):
+/// tells the profile when `p` is one of them.
+#[cold]
+#[inline(never)]
+fn free_in_sampled_slab(s: &SlabMeta, p: *mut u8, c: u16) {
+    if s.may_be_sample(p, c) && crate::profile::on_free(p) {
+        s.forget_sample();
+    }
+}
+
 /// Frees a small object: locally when this thread owns its slab, else remotely.
 ///
 /// # Safety
@@ -483,8 +493,11 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
     let h = current_if_any();
     // SAFETY: `slab` is the valid metadata of p's slab (caller).
     let s = unsafe { &*slab };
-    if cfg!(feature = "profile") && s.sampled.load(Ordering::Relaxed) != 0 {
-        crate::profile::on_free(p);
+    if cfg!(feature = "profile") {
+        let c = s.sampled.load(Ordering::Relaxed);
+        if c != 0 {
+            free_in_sampled_slab(s, p, c);
+        }
     }
     if s.owner.load(Ordering::Relaxed) == h.cast() && !h.is_null() {
         // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this

@@ -236,13 +236,13 @@ fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64) -> bool {
 
 /// A sampled-slab object (or a large one) is being freed: forget it if it is a recorded sample.
 #[cold]
-pub(crate) fn on_free(p: *mut u8) {
+pub(crate) fn on_free(p: *mut u8) -> bool {
     let words = REGION.load(Ordering::Acquire);
     if words.is_null() {
-        return;
+        return false;
     }
     // SAFETY: as in `table`.
-    unsafe { Table::new(words) }.remove_live(p.addr() as u64);
+    unsafe { Table::new(words) }.remove_live(p.addr() as u64)
 }
 
 /// Whether any sample was ever kept (large frees call `on_free` only then).
