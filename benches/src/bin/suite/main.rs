@@ -8,6 +8,7 @@
 //! suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]
 //! suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]
 //! suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]
+//! suite profile-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]
 //! suite build-info
 //!
 //! allocator: temporal-slab | glibc | glibc-notrim | mimalloc | jemalloc | tcmalloc
@@ -64,18 +65,20 @@
 //! binaries of a `--no-default-features` build in `--without DIR` (counters compiled out): the
 //! instructions counted by callgrind in the measured loops of the single-thread workloads and of
 //! 1M 64 B alloc+free pairs (`pairs`), and the times of a few workloads, both builds interleaved
-//! over `--rounds` rounds (default 10).
+//! over `--rounds` rounds (default 10). `profile-cost` does the same for the heap profiler:
+//! sampling at its default mean and compiled in but off (`TSLAB_PROFILE_SAMPLE=0`), against a
+//! `--no-default-features --features stats` build (see the `build_cost` module).
 //!
 //! Exit status: 0 when every child ran, 1 when one failed (the others are still reported), 2 for
 //! wrong arguments.
 
 #![forbid(unsafe_code)]
 
+mod build_cost;
 mod child;
 mod cli;
 mod epochs;
 mod runner;
-mod stats_cost;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -123,6 +126,7 @@ fn usage_text() -> String {
          suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]\n       \
          suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]\n       \
          suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
+         suite profile-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
          suite build-info\n\
          \n\
          all:    the main group (default threads 1,2,4,8; results in target/bench-results.json)\n\
@@ -156,9 +160,12 @@ fn main() -> ExitCode {
         "quick" => parse_run(rest, Mode::Quick).map(run_all),
         "epochs" => parse_run(rest, Mode::Epochs).map(epochs::run),
         "one" => parse_one(rest).map(|o| run_one(&o)),
-        "stats-cost" => stats_cost::parse_cost(rest).map(|o| stats_cost::stats_cost(&o)),
+        "stats-cost" => build_cost::parse_cost(rest, build_cost::Feature::Stats).map(|o| build_cost::build_cost(&o)),
+        "profile-cost" => {
+            build_cost::parse_cost(rest, build_cost::Feature::Profile).map(|o| build_cost::build_cost(&o))
+        }
         "build-info" => {
-            println!("{}", json!({ "stats": cfg!(feature = "stats") }));
+            println!("{}", json!({ "stats": cfg!(feature = "stats"), "profile": cfg!(feature = "profile") }));
             Ok(ExitCode::SUCCESS)
         }
         "help" | "--help" | "-h" => {

@@ -11,7 +11,20 @@ pub(super) fn run_child(
     threads: usize,
     extra: &[&str],
 ) -> Result<Value, String> {
+    run_child_env(exe, allocator, workload, threads, extra, &[])
+}
+
+/// [`run_child`] with extra environment variables for the child.
+pub(super) fn run_child_env(
+    exe: &Path,
+    allocator: &str,
+    workload: &str,
+    threads: usize,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<Value, String> {
     let mut cmd = Command::new(exe);
+    cmd.envs(envs.iter().copied());
     cmd.args(["one", allocator, workload, "--threads", &threads.to_string()]).args(extra);
     cmd.env(selected::ENV, choice_for(allocator).name());
     if allocator == "glibc-notrim" {
