@@ -81,7 +81,7 @@ impl fmt::Display for AttachError {
             AttachError::NoProfile(p) => write!(
                 f,
                 "pid {p} has no heap profile yet: it runs with TSLAB_PROFILE_SAMPLE=0 (sampling off) or \
-                 has not allocated one sampling interval (512 KiB on average) since it started; \
+                 has not allocated one sampling interval (2 MiB on average by default) since it started; \
                  run it with sampling on and try again once it has allocated"
             ),
             AttachError::Busy(p) => write!(f, "pid {p}'s statistics changed during every read attempt: try again"),

@@ -46,9 +46,6 @@ pub(crate) struct HeapStats {
     /// so only the sum over heaps means anything), and bytes allocated by this thread inside
     /// domains of the label (object sizes, counted at every enter and exit).
     pub(crate) label_opened: [AtomicU64; MAX_LABELS],
-    /// Bytes (object sizes) this thread allocated, all classes (only with `stats`).
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
-    pub(crate) alloc_bytes: AtomicU64,
     pub(crate) label_ended: [AtomicU64; MAX_LABELS],
     pub(crate) label_bytes: [AtomicU64; MAX_LABELS],
 }

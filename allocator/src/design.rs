@@ -10,6 +10,8 @@
 //!   |
 //!  reclaim (background thread: decay, parked heaps, bucket rotation, auto-advance, publish)
 //!   |
+//!  profile_attach -> attach (another process's heap profile: the profile region, decoded)
+//!   |
 //!  attach -> publish -> stats (snapshots: fold every layer's counters into plain data)
 //!   |   \-> plausible -> stats (the invariants every snapshot keeps, checked on foreign ones)
 //!   |
@@ -22,6 +24,8 @@
 //!  heap (thread heaps: bins, partial and recycling lists, remote frees, domain counts)
 //!   |
 //!  large (large mappings and their cache)    segment (segments, the slab pool and its reserve)
+//!   |                                         |
+//!  profile (sampling by bytes; unwind.rs: stacks; table.rs: the shared table of sites and samples)
 //!   |                                         |
 //!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata)
 //!   |

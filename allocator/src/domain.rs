@@ -265,16 +265,7 @@ impl EpochDomain {
         if self.auto_close {
             self.guards.fetch_add(1, Ordering::Relaxed);
         }
-        let depth = DEPTH.try_with(|d| d.get()).unwrap_or(MAX_DEPTH);
-        let pushed = depth < MAX_DEPTH;
-        if pushed {
-            let _ = STACK.try_with(|s| s[depth].set((era, self.label)));
-            let _ = DEPTH.try_with(|d| d.set(depth + 1));
-            heap::set_domain(era, self.label);
-        } else {
-            GLOBAL.domain_misuse_too_deep.fetch_add(1, Ordering::Relaxed);
-        }
-        DomainGuard { domain: self, pushed, thread: thread_token(), _not_send: PhantomData }
+        DomainGuard { domain: self, scope: Scope::push(era, self.label), _not_send: PhantomData }
     }
 
     /// Ends the domain now, whatever guards are live: it no longer holds its epoch open (the
@@ -299,26 +290,44 @@ fn thread_token() -> usize {
     DEPTH.try_with(|d| core::ptr::from_ref(d).addr()).unwrap_or(0)
 }
 
-/// Keeps a domain entered on this thread; dropping it exits the domain.
-#[must_use = "the domain is exited when the guard is dropped"]
-pub struct DomainGuard<'a> {
-    domain: &'a EpochDomain,
+/// One entry of this thread's stack of scopes (a domain entered, or the tenured scope): pushed
+/// on enter, removed on exit, with the misuse the module docs describe counted and made
+/// harmless.
+pub(crate) struct Scope {
+    era: u64,
+    label: u8,
     pushed: bool,
     thread: usize,
-    _not_send: PhantomData<*mut ()>,
 }
 
-impl Drop for DomainGuard<'_> {
-    fn drop(&mut self) {
-        let era = self.domain.epoch.era();
+impl Scope {
+    /// Sends this thread's allocations to `era` (0: the current epoch), charged to `label`, until
+    /// [`Scope::pop`]. Deeper than [`MAX_DEPTH`]: counted, and nothing changes.
+    #[inline(always)]
+    pub(crate) fn push(era: u64, label: u8) -> Scope {
+        let depth = DEPTH.try_with(|d| d.get()).unwrap_or(MAX_DEPTH);
+        let pushed = depth < MAX_DEPTH;
+        if pushed {
+            let _ = STACK.try_with(|s| s[depth].set((era, label)));
+            let _ = DEPTH.try_with(|d| d.set(depth + 1));
+            heap::set_domain(era, label);
+        } else {
+            GLOBAL.domain_misuse_too_deep.fetch_add(1, Ordering::Relaxed);
+        }
+        Scope { era, label, pushed, thread: thread_token() }
+    }
+
+    /// Leaves the scope: the thread allocates in the next scope out again.
+    #[inline(always)]
+    pub(crate) fn pop(&self) {
         if self.thread != thread_token() {
             GLOBAL.domain_misuse_wrong_thread.fetch_add(1, Ordering::Relaxed);
         } else if self.pushed {
             let depth = DEPTH.try_with(|d| d.get()).unwrap_or(0);
-            // Normally this guard's era is on top of the stack (wherever it was pushed: an
-            // earlier out-of-order exit below it may have moved it down). Otherwise remove the
-            // innermost entry of this domain and count the misuse.
-            let me = (era, self.domain.label);
+            // Normally this scope is on top of the stack (wherever it was pushed: an earlier
+            // out-of-order exit below it may have moved it down). Otherwise remove the innermost
+            // entry of this scope and count the misuse.
+            let me = (self.era, self.label);
             let _ = STACK.try_with(|st| {
                 let found = (0..depth).rev().find(|&i| st[i].get() == me);
                 if found != Some(depth.wrapping_sub(1)) {
@@ -335,6 +344,20 @@ impl Drop for DomainGuard<'_> {
                 }
             });
         }
+    }
+}
+
+/// Keeps a domain entered on this thread; dropping it exits the domain.
+#[must_use = "the domain is exited when the guard is dropped"]
+pub struct DomainGuard<'a> {
+    domain: &'a EpochDomain,
+    scope: Scope,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Drop for DomainGuard<'_> {
+    fn drop(&mut self) {
+        self.scope.pop();
         // AcqRel: the last guard's auto-close sees every other guard's exit. Only auto-closing
         // domains count their guards (two atomic read-modify-writes per request saved).
         if self.domain.auto_close && self.domain.guards.fetch_sub(1, Ordering::AcqRel) == 1 {

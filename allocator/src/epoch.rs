@@ -63,6 +63,26 @@ pub fn advance() -> EpochId {
     EpochId(new)
 }
 
+/// Opens the tenured side era (`tenured.rs`) unless `era` already names it: ACTIVE in a ring
+/// slot of its own, labelled `label`, never current, never ended or closed. Publishes it in
+/// `era` (Release) and returns it; `None` when every slot is held.
+pub(crate) fn open_side(label: u8, era: &core::sync::atomic::AtomicU64) -> Option<u64> {
+    let _g = LOCK.lock();
+    let have = era.load(Ordering::Relaxed);
+    if have != 0 {
+        return Some(have);
+    }
+    let Some(side) = open_locked() else {
+        GLOBAL.ring_overflows.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let slot = &RING[slot_of(side)];
+    slot.tenured.store(true, Ordering::Relaxed);
+    slot.note_label(Some(label));
+    era.store(side, Ordering::Release);
+    Some(side)
+}
+
 /// Opens a new era, ACTIVE, in the next ring slot that is free (never used or CLOSING). Eras
 /// stay monotonic; they skip the numbers whose slot is still held. `None` when all 16 are held.
 fn open_locked() -> Option<u64> {
@@ -123,6 +143,7 @@ pub fn close_purge(epoch: EpochId) {
 fn end(era: u64, t0: u64) {
     let slot = &RING[slot_of(era)];
     if slot.era.load(Ordering::Relaxed) != era
+        || slot.tenured.load(Ordering::Relaxed)
         || slot.state.compare_exchange(ACTIVE, ENDED, Ordering::Relaxed, Ordering::Relaxed).is_err()
     {
         return;

@@ -39,6 +39,7 @@ pub mod size_class;
 mod slab;
 pub mod stats;
 mod sync;
+pub mod tenured;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
@@ -48,6 +49,7 @@ pub use epoch::EpochId;
 pub use future::{FutureExt, InDomain};
 pub use reclaim::AutoAdvance;
 pub use stats::{snapshot, Snapshot};
+pub use tenured::{tenured, TenuredGuard, TENURED_LABEL};
 
 use segment::{KIND_LARGE, KIND_SMALL};
 use size_class::{class_for, SizeClass};
@@ -82,7 +84,7 @@ impl TemporalSlab {
     }
 
     /// Samples allocations for the heap profile (`stats_dump --profile`) every `bytes` bytes on
-    /// average (0: off; default [`profile::DEFAULT_SAMPLE_BYTES`], 512 KiB). The environment
+    /// average (0: off; default [`profile::DEFAULT_SAMPLE_BYTES`], 2 MiB). The environment
     /// variable `TSLAB_PROFILE_SAMPLE` overrides this. Applied at the first sample point.
     pub const fn with_profile_sample(self, bytes: u64) -> Self {
         TemporalSlab { profile_sample: if bytes == profile::UNSET { bytes - 1 } else { bytes }, ..self }
@@ -110,16 +112,7 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
             heap.maybe_sample(p.as_ptr(), size, config.profile_sample, true);
             return (p.as_ptr(), zeroed);
         }
-        reclaim::configure(config.auto_advance);
-        // Before the slow path may map memory: the reclaimer starts with the first mapping.
-        reclaim::ensure_started();
-        let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
-        if !got.0.is_null() {
-            heap.maybe_sample(got.0, size, config.profile_sample, true);
-        }
-        // Last, with the heap's state consistent: this may advance and close epochs.
-        reclaim::after_slow_path();
-        return got;
+        return alloc_small_slow(heap, class, size, config);
     }
     // Before the fallback heap's lock (see `heap::alloc_fallback`). This is the first allocation
     // of every C program: the main thread's exit-hook registration allocates while its heap is
@@ -128,20 +121,41 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
     heap::alloc_fallback(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z))
 }
 
+/// The slow path of [`alloc_small`] for a thread with a heap: out of line, so that the fast
+/// path keeps nothing (size, configuration) alive across a call and saves no extra registers.
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
+    reclaim::configure(config.auto_advance);
+    // Before the slow path may map memory: the reclaimer starts with the first mapping.
+    reclaim::ensure_started();
+    let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
+    if !got.0.is_null() {
+        heap.maybe_sample(got.0, size, config.profile_sample, true);
+    }
+    // Last, with the heap's state consistent: this may advance and close epochs.
+    reclaim::after_slow_path();
+    got
+}
+
+/// A large object (out of line, like [`alloc_small_slow`]).
+#[inline(never)]
+fn alloc_large(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
+    reclaim::ensure_started();
+    let got = large::alloc(layout.size(), layout.align());
+    let h = heap::current_if_any();
+    if !got.0.is_null() && !h.is_null() {
+        // SAFETY: this thread's own heap, of which we are the owner.
+        unsafe { &*h }.maybe_sample(got.0, layout.size(), config.profile_sample, false);
+    }
+    got
+}
+
 #[inline(always)]
 fn alloc_layout(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
     match class_for(layout.size(), layout.align()) {
         Some(class) => alloc_small(class, layout.size(), config),
-        None => {
-            reclaim::ensure_started();
-            let got = large::alloc(layout.size(), layout.align());
-            let h = heap::current_if_any();
-            if !got.0.is_null() && !h.is_null() {
-                // SAFETY: this thread's own heap, of which we are the owner.
-                unsafe { &*h }.maybe_sample(got.0, layout.size(), config.profile_sample, false);
-            }
-            got
-        }
+        None => alloc_large(layout, config),
     }
 }
 

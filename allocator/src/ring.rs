@@ -81,6 +81,8 @@ pub(crate) struct Slot {
     pub(crate) rotated: AtomicBool,
     /// Purge the era's empty slabs when it closes instead of keeping them (`epoch::close_purge`).
     pub(crate) purge_on_close: AtomicBool,
+    /// The era is the tenured side epoch (`tenured.rs`): never current, never ended or closed.
+    pub(crate) tenured: AtomicBool,
     /// CLOCK_MONOTONIC ns when the era opened.
     pub(crate) opened_ns: AtomicU64,
     /// Bumped by every close of this slot; heaps compare it with what they last swept.
@@ -119,6 +121,7 @@ impl Slot {
             state: AtomicU8::new(state),
             joined: AtomicBool::new(false),
             purge_on_close: AtomicBool::new(false),
+            tenured: AtomicBool::new(false),
             rotated: AtomicBool::new(false),
             opened_ns: Z,
             close_seq: Z,
@@ -145,6 +148,7 @@ impl Slot {
         self.label.store(NO_LABEL, Ordering::Relaxed);
         self.joined.store(false, Ordering::Relaxed);
         self.purge_on_close.store(false, Ordering::Relaxed);
+        self.tenured.store(false, Ordering::Relaxed);
         self.rotated.store(false, Ordering::Relaxed);
         for c in [
             &self.close_calls,

@@ -73,7 +73,7 @@ struct Cli {
     stuck_after: f64,
     /// Also write the process's sampled heap profile to FILE in pprof format (gzipped
     /// protobuf: inuse_space, inuse_objects, alloc_space, alloc_objects, with functions, files
-    /// and lines; samples carry `label` and `epoch`). The target samples every 512 KiB on
+    /// and lines; samples carry `label` and `epoch`). The target samples every 2 MiB on
     /// average unless TSLAB_PROFILE_SAMPLE says otherwise; file and line need debug info in
     /// the target (`debug = "line-tables-only"` or more), else functions come from symbols.
     /// With --doctor, findings about epochs name the call sites that hold them.

@@ -50,10 +50,10 @@ pub fn cite_sites(findings: &mut Vec<Finding>, s: &Snapshot, p: &Profile, sym: &
                 top.describe()
             ),
             fix: format!(
-                "objects that outlive their request keep its slabs in use: allocate what {} keeps outside the \
-                 request's domain (after its guard is dropped, or in a domain of its own for long-lived data), \
+                "objects that outlive their request keep its slabs in use: allocate what {} keeps inside \
+                 `temporal_slab::tenured(|| ...)` (the tenured epoch: long-lived, never closed, pins no phase), \
                  or free it when the request ends",
-                top.function
+                top.describe()
             ),
         });
     }

@@ -31,6 +31,8 @@ pub struct Options {
     pub pause: Duration,
     /// Plant a pinning cache: [`plant_pinning_cache`] before the workers start.
     pub pin: bool,
+    /// With `pin`: fill the cache in the tenured scope (the fix), so that nothing is pinned.
+    pub tenured: bool,
 }
 
 /// The domain label of the request that [`plant_pinning_cache`] runs.
@@ -43,13 +45,15 @@ static PINNED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// of its own) puts `objects` 4 KiB buffers into a process-wide cache through [`cache_insert`],
 /// and the request ends. The epoch closes, but the cached buffers keep its slabs in use: the
 /// doctor and `tslab top --sites` name `cache_insert` as the site that pins it.
-pub fn plant_pinning_cache(objects: usize) -> EpochId {
+/// With `in_tenured`, the buffers are allocated in [`temporal_slab::tenured`] (the doctor's fix):
+/// the epoch closes empty.
+pub fn plant_pinning_cache(objects: usize, in_tenured: bool) -> EpochId {
     let e = epoch::advance();
     {
         let request = EpochDomain::on(e, Some(PINNED_LABEL));
         let _in = request.enter();
         for i in 0..objects {
-            cache_insert(i);
+            cache_insert(i, in_tenured);
         }
     }
     epoch::advance();
@@ -57,10 +61,11 @@ pub fn plant_pinning_cache(objects: usize) -> EpochId {
     e
 }
 
-/// Puts one 4 KiB buffer into the process-wide cache (the planted site).
+/// Puts one 4 KiB buffer into the process-wide cache (the planted site), allocated in the
+/// tenured scope when `in_tenured`.
 #[inline(never)]
-pub fn cache_insert(key: usize) {
-    let buffer = vec![key as u8; 4096]; // PLANTED-SITE
+pub fn cache_insert(key: usize, in_tenured: bool) {
+    let buffer = if in_tenured { temporal_slab::tenured(|| vec![key as u8; 4096]) } else { vec![key as u8; 4096] }; // PLANTED-SITE
     PINNED.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
 }
 
@@ -122,7 +127,7 @@ pub fn run(opts: &Options, stop: &AtomicBool) {
         leak_a_domain(20_000);
     }
     if opts.pin {
-        plant_pinning_cache(4_096);
+        plant_pinning_cache(4_096, opts.tenured);
     }
     let mut handles = Vec::new();
     for t in 0..opts.threads {

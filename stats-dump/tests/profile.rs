@@ -98,6 +98,11 @@ fn a_planted_leak_is_named_first_everywhere() {
     let first = stdout.lines().find(|l| l.trim_start().starts_with("1. ")).expect("a first finding");
     assert!(first.contains("(upload)") && first.contains("pinned"), "first finding: {first}");
     assert!(first.contains("cache_insert") && first.contains(&site), "first finding does not name {site}: {first}");
+    let fix = stdout.lines().skip_while(|l| !l.trim_start().starts_with("1. ")).nth(1).unwrap_or("");
+    assert!(
+        fix.contains("temporal_slab::tenured") && fix.contains(&site),
+        "the fix does not recommend tenured by site: {fix}"
+    );
 
     // pprof: the sample holding the most live bytes was allocated in cache_insert, at the marker.
     let p = read(&file).expect("the profile decodes");
@@ -157,4 +162,22 @@ fn an_unwritable_path_leaves_no_file() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(file.to_str().unwrap()), "the error does not name the path: {stderr}");
     assert!(!dir.exists(), "something was created at {}", dir.display());
+}
+
+#[test]
+fn the_tenured_fix_leaves_nothing_pinned() {
+    let target = start(&["--pin", "--tenured", "--threads", "1", "--seconds", "60"], &[]);
+    let out = stats_dump(&["--pid", &target.pid(), "--no-json", "--no-text", "--doctor", "--stuck-after", "0"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stats_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !stdout.contains("pinned"),
+        "with the cache in the tenured scope the doctor still finds a pinned epoch:\n{stdout}"
+    );
+    // The cache is there, in the tenured epoch.
+    let out = stats_dump(&["--pid", &target.pid(), "--no-text"]);
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON snapshot");
+    let tenured = snap["epochs"].as_array().into_iter().flatten().find(|e| e["label"] == "(tenured)");
+    let live = tenured.and_then(|e| e["live_bytes"].as_u64()).unwrap_or(0);
+    assert!(live >= 16 << 20, "the tenured epoch holds {live} live bytes, not the 16 MiB cache: {tenured:?}");
 }

@@ -38,7 +38,7 @@ NAMES:
     profile, -g in C) and do not strip it, or frames show as addresses (0x55d0c0a21000).
 
 SAMPLING:
-    The target samples one allocation per TSLAB_PROFILE_SAMPLE bytes allocated (default 512 KiB);
+    The target samples one allocation per TSLAB_PROFILE_SAMPLE bytes allocated (default 2 MiB);
     a process that has allocated little shows few stacks, and TSLAB_PROFILE_SAMPLE=0 turns it off."
 )]
 pub struct FlameArgs {
@@ -233,7 +233,7 @@ pub fn run(args: &FlameArgs) -> Result<()> {
     if stacks.is_empty() {
         bail!(
             "no samples of {kind} in the profile: the target has sampled nothing yet (sampling is one per \
-             TSLAB_PROFILE_SAMPLE bytes; default 512 KiB) or sampling is off"
+             TSLAB_PROFILE_SAMPLE bytes; default 2 MiB) or sampling is off"
         );
     }
     let total = stacks.values().fold(0i64, |a, v| a.saturating_add(*v));

@@ -97,7 +97,7 @@ impl Heap {
         }
         #[cfg(feature = "stats")]
         {
-            let total = self.stats.alloc_bytes.load(Ordering::Relaxed);
+            let total = self.sampler.allocated();
             if cur != 0 {
                 add_owned(&self.stats.label_bytes[cur as usize - 1], total.wrapping_sub(self.label_mark.get()));
             }

@@ -102,7 +102,7 @@ impl Heap {
     fn count_alloc(&self, class: SizeClass) {
         bump_owned(class.pick(&self.stats.allocs));
         #[cfg(feature = "stats")]
-        crate::counters::add_owned(&self.stats.alloc_bytes, class.object_size() as u64);
+        self.sampler.count(class.object_size() as u64);
     }
 
     /// Fast path: the object of `class` freed last (the free cache), else one from the head run
@@ -125,7 +125,7 @@ impl Heap {
     }
 
     /// Samples object `p` (`size` bytes requested) for the heap profile when the heap's allocated
-    /// bytes have reached the sample point: one compare on the allocation path. `builder` is the
+    /// bytes have reached the sample point: one branch on the allocation path. `builder` is the
     /// builder's sampling interval (`profile::UNSET`: none). `small`: `p` lies in a slab (which
     /// is then flagged); else it is a large object, whose bytes first move the sample point
     /// (they are not in the allocated-bytes count). Owner only.
@@ -136,9 +136,8 @@ impl Heap {
             if !small {
                 self.sampler.advance(size as u64);
             }
-            let allocated = self.stats.alloc_bytes.load(Ordering::Relaxed);
-            if self.sampler.due(allocated) {
-                self.sample(p, size, builder, allocated, small);
+            if self.sampler.due() {
+                self.sample(p, size, builder, small);
             }
         }
         #[cfg(not(feature = "profile"))]
@@ -147,9 +146,9 @@ impl Heap {
 
     #[cold]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    fn sample(&self, p: *mut u8, size: usize, builder: u64, allocated: u64, small: bool) {
+    fn sample(&self, p: *mut u8, size: usize, builder: u64, small: bool) {
         let era = self.era.load(Ordering::Relaxed);
-        if self.sampler.on_due(allocated, builder, p, size, era, self.label.get()) && small {
+        if self.sampler.on_due(builder, p, size, era, self.label.get()) && small {
             // SAFETY: p is a small object we just allocated: its segment header and slab
             // metadata are valid.
             let slab = unsafe { &*slab_of(header_of(p), p) };

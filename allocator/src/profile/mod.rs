@@ -4,14 +4,20 @@
 //! distance to its next sample from an exponential distribution with mean [`sample_bytes`], and
 //! the allocation that crosses it is sampled. So every allocated byte has the same chance of
 //! being sampled, and a sample of `s` bytes stands for `1 / (1 - exp(-s / mean))` objects of its
-//! kind (the estimate `stats_dump --profile` reports). The test on the allocation path is one
-//! compare of the thread's allocated bytes (a counter kept anyway) with the next sample point.
+//! kind (the estimate `stats_dump --profile` reports). The thread's count of allocated bytes
+//! (kept anyway, for labels) counts down to the next sample point ([`Sampler`]), so the test on
+//! the allocation path is one branch on the sign of a value just computed.
 //!
 //! A sample records the stack (return addresses, `unwind.rs`), size, era and label in the
-//! profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold a sampled
-//! object carry a flag, so frees elsewhere pay one load of metadata they read anyway.
+//! profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold sampled
+//! objects tag them (`SlabMeta::sampled`), so frees elsewhere pay one load of metadata they read
+//! anyway, and only a sample's own free looks in the table.
 //!
-//! Default mean: [`DEFAULT_SAMPLE_BYTES`] (512 KiB, jemalloc's and Go's default); set it with
+//! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). jemalloc's and Go's
+//! 512 KiB cost 4x as much: on `suite profile-cost`'s bare alloc/free loop (alloc-test, about
+//! 10 GB/s allocated) each sample's unwind is about 20,000 instructions, so 512 KiB added 17% of
+//! instructions and 2 MiB adds 4.4% (BENCHMARKS.md). A 2 MiB mean still gives a 16 MiB leak
+//! about 8 samples; investigate smaller ones with a smaller mean. Set it with
 //! [`crate::TemporalSlab::with_profile_sample`] or `TSLAB_PROFILE_SAMPLE=BYTES` (which wins),
 //! `0` turns sampling off.
 //!
@@ -28,7 +34,7 @@ mod unwind;
 use table::{Table, H_DROPPED, H_SAMPLES, H_SITE_OVERFLOW, NO_SITE};
 
 /// The mean sampling interval when neither the builder nor the environment sets one.
-pub const DEFAULT_SAMPLE_BYTES: u64 = 512 << 10;
+pub const DEFAULT_SAMPLE_BYTES: u64 = 2 << 20;
 
 /// Builder value meaning "not set": the default applies.
 pub(crate) const UNSET: u64 = u64::MAX;
@@ -46,41 +52,71 @@ static STATE: AtomicU8 = AtomicU8::new(0);
 /// Whether any object was ever sampled (large frees look for samples only then).
 static ANY: AtomicU8 = AtomicU8::new(0);
 
-/// A thread heap's sampling state. All-zero is a fresh state (the first allocation reaches the
-/// sample point and draws the real one).
+/// A thread heap's sampling state, which is also its count of allocated bytes (object sizes):
+/// a countdown to the next sample point, as in tcmalloc, so that the allocation path pays one
+/// subtraction (which replaces the byte counter's addition) and one branch on its sign. All-zero
+/// is a fresh state: the first allocation takes the count below zero and draws the real point.
 #[derive(Default)]
 pub(crate) struct Sampler {
-    /// The heap's allocated-bytes count at which the next sample fires.
-    next: Cell<u64>,
+    /// Bytes left until the next sample point: below zero on the allocation that reaches it.
+    left: Cell<i64>,
+    /// The allocated-bytes count at the next sample point: `allocated = mark - left`.
+    mark: Cell<u64>,
     /// xorshift64* state (0: not seeded).
     rng: Cell<u64>,
     /// This thread is taking a sample now.
     busy: Cell<bool>,
 }
 
+/// The gap to the next sample point while sampling is off: never reached in practice (2^62
+/// bytes), and then simply drawn again.
+const OFF_GAP: u64 = 1 << 62;
+
 impl Sampler {
-    /// Whether an allocation that brought the heap's allocated bytes to `allocated` is to be
-    /// sampled: the one test on the allocation path.
+    /// Counts `bytes` allocated (small objects; the allocation path).
     #[inline(always)]
-    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    pub(crate) fn due(&self, allocated: u64) -> bool {
-        allocated >= self.next.get()
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    pub(crate) fn count(&self, bytes: u64) {
+        self.left.set(self.left.get().wrapping_sub(bytes as i64));
     }
 
-    /// Moves the next sample point `bytes` closer: allocations counted elsewhere than the
-    /// heap's allocated bytes (large objects) take their share of the interval this way.
+    /// Whether the allocation just counted reached the sample point: the one test on the
+    /// allocation path (a sign test of the value just computed).
+    #[inline(always)]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
+    pub(crate) fn due(&self) -> bool {
+        self.left.get() < 0
+    }
+
+    /// Bytes (object sizes) of small objects this heap allocated so far.
+    #[inline]
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    pub(crate) fn allocated(&self) -> u64 {
+        self.mark.get().wrapping_sub(self.left.get() as u64)
+    }
+
+    /// Moves the next sample point `bytes` closer without counting them as allocated: large
+    /// objects take their share of the interval this way.
     #[inline]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn advance(&self, bytes: u64) {
-        self.next.set(self.next.get().saturating_sub(bytes));
+        self.left.set(self.left.get().wrapping_sub(bytes as i64));
+        self.mark.set(self.mark.get().wrapping_sub(bytes));
+    }
+
+    /// The next sample point lies `gap` bytes ahead.
+    fn set_gap(&self, gap: u64) {
+        let now = self.allocated();
+        self.left.set(gap as i64);
+        self.mark.set(now.wrapping_add(gap));
     }
 
     /// Called when `due`: samples object `p` of `size` bytes (allocated in `era`, with label id
     /// `label` + 1 or 0) and draws the next sample point. Returns whether `p` is now a recorded
-    /// sample (its slab must then be flagged).
+    /// sample (its slab must then be tagged).
     #[cold]
     #[inline(never)]
-    pub(crate) fn on_due(&self, allocated: u64, builder: u64, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
+    pub(crate) fn on_due(&self, builder: u64, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
         if self.busy.get() {
             return false;
         }
@@ -88,7 +124,7 @@ impl Sampler {
         let mean = mean(builder);
         let mut kept = false;
         if mean == 0 {
-            self.next.set(u64::MAX);
+            self.set_gap(OFF_GAP);
         } else {
             if self.rng.get() == 0 {
                 // First sample point of this heap: seed, and start the real countdown (the
@@ -99,7 +135,7 @@ impl Sampler {
                 kept = record(p, size, era, label, mean);
             }
             let gap = self.draw(mean);
-            self.next.set(allocated.saturating_add(gap));
+            self.set_gap(gap);
         }
         self.busy.set(false);
         kept

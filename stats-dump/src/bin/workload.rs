@@ -33,6 +33,10 @@ struct Cli {
     /// is pinned by objects of one call site (`cache_insert`), which the heap profile names.
     #[arg(long)]
     pin: bool,
+    /// With --pin: fill that cache inside `temporal_slab::tenured(..)`, the doctor's fix, so that
+    /// no epoch is pinned.
+    #[arg(long, requires = "pin")]
+    tenured: bool,
     /// Pause between requests, in milliseconds (keeps the demo light on CPU).
     #[arg(long, default_value_t = 2)]
     pause_ms: u64,
@@ -60,6 +64,7 @@ fn main() {
         threads: cli.threads,
         leak: cli.leak,
         pin: cli.pin,
+        tenured: cli.tenured,
         pause: Duration::from_millis(cli.pause_ms),
     };
     workload::run(&opts, &AtomicBool::new(false));

@@ -159,13 +159,15 @@ pub(super) fn build_cost(o: &CostOptions) -> ExitCode {
         }
         println!();
     }
+    let per_round: Vec<String> = vs.iter().map(|v| format!("{v}, median of per-round ratios")).collect();
+    let min_min: Vec<String> = vs.iter().map(|v| format!("{v}, min / min")).collect();
     println!(
-        "| time ({} rounds, each the median of {} runs): median | {} | {} (median of per-round ratios) | {} (min / min) |",
+        "| time ({} rounds, each the median of {} runs): median | {} | {} | {} |",
         o.rounds,
         o.reps,
         names.join(" | "),
-        vs.join(" | "),
-        vs.join(" | ")
+        per_round.join(" | "),
+        min_min.join(" | ")
     );
     println!("|---|{}", "---:|".repeat(names.len() + 2 * vs.len()));
     let pct = |x: Option<f64>| x.map_or("n/a".into(), |r| format!("{:+.2}%", (r - 1.0) * 100.0));
