@@ -108,8 +108,7 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
     if !h.is_null() {
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
-        if let Some((p, zeroed)) = heap.try_alloc_fast(class) {
-            heap.maybe_sample(p.as_ptr(), size, config.profile_sample, true);
+        if let Some((p, zeroed)) = heap.try_alloc_fast(class, size, config.profile_sample) {
             return (p.as_ptr(), zeroed);
         }
         return alloc_small_slow(heap, class, size, config);

@@ -235,7 +235,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
                 });
             }
-            workload::run(&workload::Options { duration: seconds, threads, leak, pause, pin: false }, &STOP);
+            workload::run(
+                &workload::Options { duration: seconds, threads, leak, pause, pin: false, tenured: false },
+                &STOP,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

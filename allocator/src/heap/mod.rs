@@ -107,20 +107,33 @@ impl Heap {
 
     /// Fast path: the object of `class` freed last (the free cache), else one from the head run
     /// of the current bin. `None` means "take the slow path". Returns the object and whether
-    /// its bytes are known to be zero. Owner only.
+    /// its bytes are known to be zero. Samples it for the heap profile when it reaches the
+    /// sample point (`size` bytes requested; `builder`: the builder's sampling interval). Owner
+    /// only.
     #[inline(always)]
-    pub(crate) fn try_alloc_fast(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+    pub(crate) fn try_alloc_fast(&self, class: SizeClass, size: usize, builder: u64) -> Option<(NonNull<u8>, bool)> {
         if self.gen.get() != GEN.load(Ordering::Relaxed) {
             return None;
         }
-        if let Some(p) = self.cache_pop(class) {
-            self.count_alloc(class);
+        let got = match self.cache_pop(class) {
             // SAFETY: cached objects are objects this allocator handed out: non-null.
-            return Some((unsafe { NonNull::new_unchecked(p) }, false));
+            Some(p) => (unsafe { NonNull::new_unchecked(p) }, false),
+            // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
+            None => unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?,
+        };
+        bump_owned(class.pick(&self.stats.allocs));
+        #[cfg(feature = "stats")]
+        {
+            // The countdown's borrow is the sample test: one branch on the flags of the
+            // subtraction that counts the bytes anyway.
+            let due = self.sampler.count_due(class.object_size() as u64);
+            #[cfg(feature = "profile")]
+            if due {
+                self.sample(got.0.as_ptr(), size, builder, true);
+            }
+            let _ = due;
         }
-        // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
-        let got = unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?;
-        self.count_alloc(class);
+        let _ = (size, builder);
         Some(got)
     }
 

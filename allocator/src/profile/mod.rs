@@ -80,8 +80,19 @@ impl Sampler {
         self.left.set(self.left.get().wrapping_sub(bytes as i64));
     }
 
-    /// Whether the allocation just counted reached the sample point: the one test on the
-    /// allocation path (a sign test of the value just computed).
+    /// Counts `bytes` allocated and tells whether that reached the sample point (the
+    /// subtraction borrowed): the fast path's form of [`Sampler::count`] + [`Sampler::due`],
+    /// one branch on the subtraction's flags. The same test as `due` afterwards: `left` is at
+    /// most [`OFF_GAP`] before, so it borrows exactly when the result is negative.
+    #[inline(always)]
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    pub(crate) fn count_due(&self, bytes: u64) -> bool {
+        let (left, borrow) = (self.left.get() as u64).overflowing_sub(bytes);
+        self.left.set(left as i64);
+        borrow
+    }
+
+    /// Whether the allocation just counted reached the sample point (a sign test).
     #[inline(always)]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn due(&self) -> bool {
@@ -118,6 +129,8 @@ impl Sampler {
     #[inline(never)]
     pub(crate) fn on_due(&self, builder: u64, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
         if self.busy.get() {
+            // Not sampled (this thread is sampling): the next allocation reaches the point again.
+            self.set_gap(0);
             return false;
         }
         self.busy.set(true);
