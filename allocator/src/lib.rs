@@ -108,7 +108,7 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
     if !h.is_null() {
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
-        if let Some((p, zeroed)) = heap.try_alloc_fast(class, size, config.profile_sample) {
+        if let Some((p, zeroed)) = heap.try_alloc_fast(class, size) {
             return (p.as_ptr(), zeroed);
         }
         return alloc_small_slow(heap, class, size, config);
@@ -126,11 +126,12 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
 #[inline(never)]
 fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
     reclaim::configure(config.auto_advance);
+    profile::note_builder(config.profile_sample);
     // Before the slow path may map memory: the reclaimer starts with the first mapping.
     reclaim::ensure_started();
     let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
     if !got.0.is_null() {
-        heap.maybe_sample(got.0, size, config.profile_sample, true);
+        heap.maybe_sample(got.0, size, true);
     }
     // Last, with the heap's state consistent: this may advance and close epochs.
     reclaim::after_slow_path();
@@ -141,11 +142,12 @@ fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, size: usize, config: &T
 #[inline(never)]
 fn alloc_large(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
     reclaim::ensure_started();
+    profile::note_builder(config.profile_sample);
     let got = large::alloc(layout.size(), layout.align());
     let h = heap::current_if_any();
     if !got.0.is_null() && !h.is_null() {
         // SAFETY: this thread's own heap, of which we are the owner.
-        unsafe { &*h }.maybe_sample(got.0, layout.size(), config.profile_sample, false);
+        unsafe { &*h }.maybe_sample(got.0, layout.size(), false);
     }
     got
 }

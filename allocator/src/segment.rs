@@ -311,7 +311,7 @@ pub(crate) fn for_each_reserve_of(era: u64, mut f: impl FnMut(&SlabMeta)) {
     while !p.is_null() {
         // SAFETY: reserve slabs are valid metadata, touched only under this lock.
         let slab = unsafe { &*p };
-        if slab.era.load(Ordering::Relaxed) == era {
+        if slab.era() == era {
             f(slab);
         }
         p = slab.next.get();
@@ -321,7 +321,7 @@ pub(crate) fn for_each_reserve_of(era: u64, mut f: impl FnMut(&SlabMeta)) {
 /// Purges the reserve slabs last used in epoch `era` (an explicit close-and-purge). Returns the
 /// bytes purged.
 pub(crate) fn purge_reserve_of(era: u64) -> usize {
-    purge_where(|slab| slab.era.load(Ordering::Relaxed) == era)
+    purge_where(|slab| slab.era() == era)
 }
 
 /// Purges the reserve slabs for which `old` is true and moves them to the purged list.

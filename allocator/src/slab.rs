@@ -37,7 +37,7 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::size_class::{SizeClass, MAX_CELLS, SLAB_SIZE};
 use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT, SLAB_SHIFT};
@@ -115,8 +115,16 @@ pub(crate) struct SlabMeta {
     pub(crate) owner: AtomicPtr<OwnerHeap>,
     /// Shared: remote free list head, plus the [`NOTIFY`] bit.
     pub(crate) remote: AtomicUsize,
-    /// The epoch (era) the slab's objects were allocated in.
-    pub(crate) era: AtomicU64,
+    /// The epoch (era) the slab's objects were allocated in, in the low [`ERA_BITS`] bits
+    /// ([`SlabMeta::era`]), and in the high 16 bits which of its objects are recorded
+    /// heap-profile samples (`profile`): 0 none (the common case), a [`SlabMeta::sample_tag`] for
+    /// exactly one (only its free looks in the profile table), or [`SAMPLES_COUNTED`] | n for n
+    /// of them (every free looks, until they are freed). Sharing the word makes the test free
+    /// where it matters: a local free compares the whole word with the heap's era before it
+    /// caches the object, so a tagged slab fails that compare and takes the path that tests the
+    /// tag. Owner adds tags, any freeing thread removes them (atomic read-modify-writes; the era
+    /// is re-stamped the same way).
+    era: AtomicU64,
     /// Owner-only: links in the owner heap's lists (partial or empty cache), or the pool's list.
     pub(crate) next: Cell<*mut SlabMeta>,
     pub(crate) prev: Cell<*mut SlabMeta>,
@@ -130,12 +138,6 @@ pub(crate) struct SlabMeta {
     head: Cell<u64>,
     /// Owner-only: the first bitmap word that may have a bit set (no word before it has one).
     scan: Cell<u16>,
-    /// Shared: which of the slab's objects are recorded heap-profile samples (`profile`): 0
-    /// none (the common case: frees test this and go on), a [`SlabMeta::sample_tag`] for exactly
-    /// one (only its free looks in the profile table), or [`SAMPLES_COUNTED`] | n for n of them
-    /// (every free looks, until they are freed). Owner adds, any freeing thread removes (atomic
-    /// read-modify-writes); reset by `format` (slab empty).
-    pub(crate) sampled: AtomicU16,
     /// Size class index.
     pub(crate) class: AtomicU8,
     /// [`SlabState`] as u8.
@@ -150,43 +152,76 @@ pub(crate) struct SlabMeta {
 
 const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
 
-/// The bit of [`SlabMeta::sampled`] that makes its low bits a count of recorded samples.
+/// Bits of [`SlabMeta::era`]'s word that hold the era (2^48 advances: 9 years at one a
+/// microsecond); the 16 above hold the sample tags.
+pub(crate) const ERA_BITS: u32 = 48;
+const ERA_MASK: u64 = (1 << ERA_BITS) - 1;
+
+/// The tag bit that makes the other 15 a count of recorded samples.
 pub(crate) const SAMPLES_COUNTED: u16 = 0x8000;
 // Every tag (an 8-byte cell offset + 1 in a slab) is below the bit, and so is every count.
 const _: () = assert!((1usize << (SLAB_SHIFT - 3)) < SAMPLES_COUNTED as usize);
 
 impl SlabMeta {
-    /// The tag of object `p` of this slab in [`SlabMeta::sampled`]: its 8-byte offset + 1
-    /// (cells are at least 8 bytes, so no two objects share one).
+    /// The era the slab's objects were allocated in.
+    #[inline]
+    pub(crate) fn era(&self) -> u64 {
+        self.era.load(Ordering::Relaxed) & ERA_MASK
+    }
+
+    /// The era and sample tags in one load (see [`SlabMeta::era`]'s field): equal to an era only
+    /// when the slab holds no recorded sample.
+    #[inline(always)]
+    pub(crate) fn era_word(&self) -> u64 {
+        self.era.load(Ordering::Relaxed)
+    }
+
+    /// The sample tags of an [`SlabMeta::era_word`] (0: no recorded sample in the slab).
+    #[inline(always)]
+    pub(crate) const fn sample_tags(word: u64) -> u16 {
+        (word >> ERA_BITS) as u16
+    }
+
+    /// Owner: moves the slab's objects (and its survivors) to `era`, keeping its sample tags.
+    pub(crate) fn set_era(&self, era: u64) {
+        debug_assert!(era <= ERA_MASK);
+        let _ = self.era.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some((w & !ERA_MASK) | era));
+    }
+
+    /// The tag of object `p` of this slab in the sample tags: its 8-byte offset + 1 (cells are
+    /// at least 8 bytes, so no two objects share one).
     #[inline]
     fn sample_tag(&self, p: *mut u8) -> u16 {
         (((p.addr() - self.start().addr()) >> 3) + 1) as u16
     }
 
-    /// Owner: object `p` of this slab is now a recorded sample.
-    pub(crate) fn note_sampled(&self, p: *mut u8) {
-        let tag = self.sample_tag(p);
-        let _ = self.sampled.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-            Some(match c {
-                0 => tag,
-                c if c & SAMPLES_COUNTED != 0 => c + 1,
-                _ => SAMPLES_COUNTED | 2,
-            })
+    /// Applies `f` to the sample tags, atomically with the era's re-stamps and other tags.
+    fn update_tags(&self, f: impl Fn(u16) -> u16) {
+        let _ = self.era.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            Some((w & ERA_MASK) | (u64::from(f(Self::sample_tags(w))) << ERA_BITS))
         });
     }
 
-    /// Whether the free of object `p` must look in the profile table, given the
-    /// [`SlabMeta::sampled`] word `c` it read (non-zero): `p` is the tagged sample, or the slab
-    /// counts several. A free sees its object's tag: the owner wrote it before handing `p` out.
+    /// Owner: object `p` of this slab is now a recorded sample.
+    pub(crate) fn note_sampled(&self, p: *mut u8) {
+        let tag = self.sample_tag(p);
+        self.update_tags(|c| match c {
+            0 => tag,
+            c if c & SAMPLES_COUNTED != 0 => c + 1,
+            _ => SAMPLES_COUNTED | 2,
+        });
+    }
+
+    /// Whether the free of object `p` must look in the profile table, given the sample tags `c`
+    /// it read (non-zero): `p` is the tagged sample, or the slab counts several. A free sees its
+    /// object's tag: the owner wrote it before handing `p` out.
     pub(crate) fn may_be_sample(&self, p: *mut u8, c: u16) -> bool {
         c & SAMPLES_COUNTED != 0 || c == self.sample_tag(p)
     }
 
     /// A recorded sample of this slab was freed (its table entry removed): one fewer.
     pub(crate) fn forget_sample(&self) {
-        let _ = self.sampled.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-            Some(if c & SAMPLES_COUNTED != 0 && c & !SAMPLES_COUNTED > 1 { c - 1 } else { 0 })
-        });
+        self.update_tags(|c| if c & SAMPLES_COUNTED != 0 && c & !SAMPLES_COUNTED > 1 { c - 1 } else { 0 });
     }
 
     /// Start of the slab's data pages.
@@ -297,7 +332,6 @@ impl SlabMeta {
         }
         self.head.set(0);
         self.scan.set(0);
-        self.sampled.store(0, Ordering::Relaxed);
         self.fresh.set(false);
         self.era.store(era, Ordering::Relaxed);
         self.owner.store(heap, Ordering::Relaxed);

@@ -38,7 +38,7 @@ impl Heap {
                     // otherwise take a pool round trip per size class it uses. Not when the new
                     // epoch has a partly used slab of the class: that one is filled first (else
                     // every phase would leave one more sparse slab behind).
-                    slab.era.store(want, Ordering::Relaxed);
+                    slab.set_era(want);
                     Some(true)
                 } else {
                     self.retire_bin(class)
@@ -68,7 +68,7 @@ impl Heap {
                 // SAFETY: list links point at slabs this heap owns.
                 let slab = unsafe { &*p };
                 p = slab.next.get();
-                if slab.era.load(Ordering::Relaxed) != era {
+                if slab.era() != era {
                     unlink(head, slab);
                     self.file_recycle(slab);
                 }
@@ -94,7 +94,7 @@ impl Heap {
                     // SAFETY: list links point at slabs this heap owns.
                     let slab = unsafe { &*p };
                     p = slab.next.get();
-                    if is_active(slab.era.load(Ordering::Relaxed)) {
+                    if is_active(slab.era()) {
                         continue;
                     }
                     scanned += 1;

@@ -108,10 +108,9 @@ impl Heap {
     /// Fast path: the object of `class` freed last (the free cache), else one from the head run
     /// of the current bin. `None` means "take the slow path". Returns the object and whether
     /// its bytes are known to be zero. Samples it for the heap profile when it reaches the
-    /// sample point (`size` bytes requested; `builder`: the builder's sampling interval). Owner
-    /// only.
+    /// sample point (`size` bytes requested). Owner only.
     #[inline(always)]
-    pub(crate) fn try_alloc_fast(&self, class: SizeClass, size: usize, builder: u64) -> Option<(NonNull<u8>, bool)> {
+    pub(crate) fn try_alloc_fast(&self, class: SizeClass, size: usize) -> Option<(NonNull<u8>, bool)> {
         if self.gen.get() != GEN.load(Ordering::Relaxed) {
             return None;
         }
@@ -129,39 +128,39 @@ impl Heap {
             let due = self.sampler.count_due(class.object_size() as u64);
             #[cfg(feature = "profile")]
             if due {
-                self.sample(got.0.as_ptr(), size, builder, true);
+                self.sample(got.0.as_ptr(), size, true);
             }
             let _ = due;
         }
-        let _ = (size, builder);
+        let _ = size;
         Some(got)
     }
 
     /// Samples object `p` (`size` bytes requested) for the heap profile when the heap's allocated
-    /// bytes have reached the sample point: one branch on the allocation path. `builder` is the
-    /// builder's sampling interval (`profile::UNSET`: none). `small`: `p` lies in a slab (which
+    /// bytes have reached the sample point (the slow and large paths; the fast path tests its
+    /// countdown itself). `small`: `p` lies in a slab (which
     /// is then flagged); else it is a large object, whose bytes first move the sample point
     /// (they are not in the allocated-bytes count). Owner only.
     #[inline(always)]
-    pub(crate) fn maybe_sample(&self, p: *mut u8, size: usize, builder: u64, small: bool) {
+    pub(crate) fn maybe_sample(&self, p: *mut u8, size: usize, small: bool) {
         #[cfg(feature = "profile")]
         {
             if !small {
                 self.sampler.advance(size as u64);
             }
             if self.sampler.due() {
-                self.sample(p, size, builder, small);
+                self.sample(p, size, small);
             }
         }
         #[cfg(not(feature = "profile"))]
-        let _ = (p, size, builder, small);
+        let _ = (p, size, small);
     }
 
     #[cold]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    fn sample(&self, p: *mut u8, size: usize, builder: u64, small: bool) {
+    fn sample(&self, p: *mut u8, size: usize, small: bool) {
         let era = self.era.load(Ordering::Relaxed);
-        if self.sampler.on_due(builder, p, size, era, self.label.get()) && small {
+        if self.sampler.on_due(p, size, era, self.label.get()) && small {
             // SAFETY: p is a small object we just allocated: its segment header and slab
             // metadata are valid.
             let slab = unsafe { &*slab_of(header_of(p), p) };
@@ -244,7 +243,7 @@ impl Heap {
         }
         // SAFETY: partial lists hold slabs this heap owns.
         let slab = unsafe { &*slab };
-        debug_assert_eq!(slab.era.load(Ordering::Relaxed), era);
+        debug_assert_eq!(slab.era(), era);
         self.take_as_bin(head, slab, class)
     }
 
@@ -290,7 +289,7 @@ impl Heap {
     /// bucket the reclaimer rotated out: no allocation goes there any more, see
     /// `ring::routes_to`, so its free room serves the current epoch).
     fn file_partial(&self, slab: &SlabMeta) {
-        let era = slab.era.load(Ordering::Relaxed);
+        let era = slab.era();
         if routes_to(era) {
             slab.set_state(SlabState::Partial);
             push(&self.partial[slot_of(era)][slab.class().index()], slab);
@@ -311,7 +310,7 @@ impl Heap {
         let head = &self.recycle[class.index()];
         // SAFETY: recycling lists hold slabs this heap owns.
         let slab = unsafe { head.get().as_ref() }?;
-        slab.era.store(self.era.load(Ordering::Relaxed), Ordering::Relaxed);
+        slab.set_era(self.era.load(Ordering::Relaxed));
         GLOBAL.class_recycled_slabs[class.index()].fetch_add(1, Ordering::Relaxed);
         self.take_as_bin(head, slab, class)
     }
@@ -331,7 +330,7 @@ impl Heap {
             }
             SlabState::Partial => {
                 if used == 0 {
-                    let era = slab.era.load(Ordering::Relaxed);
+                    let era = slab.era();
                     unlink(&self.partial[slot_of(era)][slab.class().index()], slab);
                     self.slab_emptied(slab);
                 }
@@ -351,7 +350,7 @@ impl Heap {
     /// takes allocations, the bytes kept count as deferred for that epoch's close telemetry.
     fn slab_emptied(&self, slab: &SlabMeta) -> usize {
         let c = slab.class();
-        let era = slab.era.load(Ordering::Relaxed);
+        let era = slab.era();
         let resident = slab.touched_bytes(OS.page_size()) as u64;
         let released = segment::release_slab(slab);
         // Recycled: kept unpurged for reuse; overflowed: purged at once.
@@ -486,8 +485,8 @@ pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
     unsafe { (*fb.0).alloc_slow(class) }
 }
 
-/// The free of `p` in a slab that holds recorded heap-profile samples (`sampled` word `c`):
-/// tells the profile when `p` is one of them.
+/// The free of `p` in a slab that holds recorded heap-profile samples (sample tags `c`): tells
+/// the profile when `p` is one of them.
 #[cold]
 #[inline(never)]
 fn free_in_sampled_slab(s: &SlabMeta, p: *mut u8, c: u16) {
@@ -505,12 +504,6 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
     let h = current_if_any();
     // SAFETY: `slab` is the valid metadata of p's slab (caller).
     let s = unsafe { &*slab };
-    if cfg!(feature = "profile") {
-        let c = s.sampled.load(Ordering::Relaxed);
-        if c != 0 {
-            free_in_sampled_slab(s, p, c);
-        }
-    }
     if s.owner.load(Ordering::Relaxed) == h.cast() && !h.is_null() {
         // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
         // thread's heap (non-null because a live slab always has an owner).
@@ -518,9 +511,15 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         let class = s.class();
         bump_owned(class.pick(&heap.stats.frees));
         // Only objects of the heap's current epoch are cached: the cache must not place a later
-        // phase's objects in an earlier phase's slab.
-        if s.era.load(Ordering::Relaxed) == heap.era.load(Ordering::Relaxed) && heap.cache_push(class, p) {
+        // phase's objects in an earlier phase's slab. A slab with recorded samples fails this
+        // compare too (its era word carries their tags), so the common free tests nothing else.
+        let word = s.era_word();
+        if word == heap.era.load(Ordering::Relaxed) && heap.cache_push(class, p) {
             return;
+        }
+        let tags = SlabMeta::sample_tags(word);
+        if cfg!(feature = "profile") && tags != 0 {
+            free_in_sampled_slab(s, p, tags);
         }
         // SAFETY: p is a live object of this slab, which we own.
         let used = unsafe { s.push_local(p.cast()) };
@@ -530,6 +529,10 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
             heap.after_local_free(s, used);
         }
     } else {
+        let tags = SlabMeta::sample_tags(s.era_word());
+        if cfg!(feature = "profile") && tags != 0 {
+            free_in_sampled_slab(s, p, tags);
+        }
         // SAFETY: forwarded caller guarantees.
         unsafe { free_remote(s, p, h) };
     }

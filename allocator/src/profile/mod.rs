@@ -43,6 +43,18 @@ pub(crate) const UNSET: u64 = u64::MAX;
 /// heap's cold sampling call): left out at capture.
 const OWN_FRAMES: usize = 0;
 
+/// The builder's interval ([`UNSET`]: none), noted by the slow paths (every heap's first
+/// allocation takes one, before its first sample point), so that the fast path need not carry it.
+static BUILDER: AtomicU64 = AtomicU64::new(UNSET);
+
+/// Notes the builder's sampling interval (slow paths only).
+#[inline]
+pub(crate) fn note_builder(bytes: u64) {
+    if BUILDER.load(Ordering::Relaxed) != bytes {
+        BUILDER.store(bytes, Ordering::Relaxed);
+    }
+}
+
 /// The mean interval in bytes; [`UNSET`] until the first sample point is reached.
 static MEAN: AtomicU64 = AtomicU64::new(UNSET);
 
@@ -127,14 +139,14 @@ impl Sampler {
     /// sample (its slab must then be tagged).
     #[cold]
     #[inline(never)]
-    pub(crate) fn on_due(&self, builder: u64, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
+    pub(crate) fn on_due(&self, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
         if self.busy.get() {
             // Not sampled (this thread is sampling): the next allocation reaches the point again.
             self.set_gap(0);
             return false;
         }
         self.busy.set(true);
-        let mean = mean(builder);
+        let mean = mean(BUILDER.load(Ordering::Relaxed));
         let mut kept = false;
         if mean == 0 {
             self.set_gap(OFF_GAP);

@@ -197,7 +197,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         let touched = slab.touched_bytes(page) as u64;
         rc.resident += touched;
         slab_resident += touched;
-        let era = slab.era.load(Ordering::Relaxed);
+        let era = slab.era();
         let slot = ring::slot_of(era);
         let current_era = RING[slot].era.load(Ordering::Relaxed) == era;
         match state {
