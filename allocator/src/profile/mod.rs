@@ -14,10 +14,10 @@
 //! anyway, and only a sample's own free looks in the table.
 //!
 //! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). jemalloc's and Go's
-//! 512 KiB cost 4x as much: on `suite profile-cost`'s bare alloc/free loop (alloc-test, about
-//! 10 GB/s allocated) each sample's unwind is about 20,000 instructions, so 512 KiB added 17% of
-//! instructions and 2 MiB adds 4.4% (BENCHMARKS.md). A 2 MiB mean still gives a 16 MiB leak
-//! about 8 samples; investigate smaller ones with a smaller mean. Set it with
+//! 512 KiB cost 4x as much: each sample's unwind is about 20,000 instructions, and on `suite
+//! profile-cost`'s bare alloc/free loop (alloc-test, about 10 GB/s allocated) 512 KiB added 17%
+//! of instructions where 2 MiB adds 5.5% (BENCHMARKS.md has the current figures). A 2 MiB mean
+//! still gives a 16 MiB leak about 8 samples; investigate smaller ones with a smaller mean. Set it with
 //! [`crate::TemporalSlab::with_profile_sample`] or `TSLAB_PROFILE_SAMPLE=BYTES` (which wins),
 //! `0` turns sampling off.
 //!
