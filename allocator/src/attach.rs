@@ -105,9 +105,21 @@ impl std::error::Error for AttachError {}
 /// Reads the latest snapshot that process `pid` published (at most one reclaimer tick, 100 ms,
 /// old). Needs permission to inspect the process (same uid, or root).
 pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
+    first_region(pid, MEMFD_NAME, read_region, || AttachError::NotPublishing(pid))
+}
+
+/// What `read` makes of the first of process `pid`'s memfds named `name` that it recognises
+/// (`Ok(None)`: not ours, try the next). With none: an unknown layout if one was seen, the
+/// process gone, else `none()`.
+pub(crate) fn first_region<T>(
+    pid: u32,
+    name: &str,
+    read: impl Fn(&File, u32) -> Result<Option<T>, AttachError>,
+    none: impl FnOnce() -> AttachError,
+) -> Result<T, AttachError> {
     let mut unknown: Option<u64> = None;
-    for file in memfds(pid, MEMFD_NAME)? {
-        match read_region(&file, pid) {
+    for file in memfds(pid, name)? {
+        match read(&file, pid) {
             Ok(Some(s)) => return Ok(s),
             Ok(None) => {}
             Err(AttachError::UnknownLayout { found, .. }) => unknown = Some(found),
@@ -117,7 +129,7 @@ pub fn snapshot_of(pid: u32) -> Result<Snapshot, AttachError> {
     match unknown {
         Some(found) => Err(AttachError::UnknownLayout { pid, found }),
         None if gone(pid) => Err(AttachError::Exited(pid)),
-        None => Err(AttachError::NotPublishing(pid)),
+        None => Err(none()),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 
-use crate::attach::{gone, memfds, read_words, AttachError};
+use crate::attach::{first_region, read_words, AttachError};
 use crate::profile::table::{
     site_at, BUSY, DEPTH, FIXED, HEADER_WORDS, H_DEPTH, H_DROPPED, H_LIVE, H_MAGIC, H_MEAN, H_PID, H_SAMPLES, H_SITES,
     H_SITE_OVERFLOW, H_VERSION, H_WORDS, LAYOUT_VERSION, LIVE, LIVE_KEYS, LIVE_VALUES, LIVE_WORDS, MAGIC, MEMFD_NAME,
@@ -60,23 +60,12 @@ pub struct Profile {
 
 /// Reads process `pid`'s heap profile. Needs the same access as [`crate::attach::snapshot_of`].
 pub fn profile_of(pid: u32) -> Result<Profile, AttachError> {
-    let mut unknown = None;
-    for file in memfds(pid, MEMFD_NAME)? {
-        match read_file(&file, pid) {
-            Ok(Some(p)) => return Ok(p),
-            Ok(None) => {}
-            Err(AttachError::UnknownLayout { found, .. }) => unknown = Some(found),
-            Err(e) => return Err(e),
-        }
-    }
-    match unknown {
-        Some(found) => Err(AttachError::UnknownLayout { pid, found }),
-        None if gone(pid) => Err(AttachError::Exited(pid)),
-        None => match crate::attach::snapshot_of(pid) {
-            Ok(_) => Err(AttachError::NoProfile(pid)),
-            Err(e) => Err(e),
-        },
-    }
+    // No profile region: say why (sampling off, or not this allocator at all).
+    let none = || match crate::attach::snapshot_of(pid) {
+        Ok(_) => AttachError::NoProfile(pid),
+        Err(e) => e,
+    };
+    first_region(pid, MEMFD_NAME, read_file, none)
 }
 
 /// This process's own heap profile (`None`: no sample taken yet, or sampling off).

@@ -4,41 +4,13 @@
 //! layout, permission denied, a target that exits during the reads. Each error is one line on
 //! stderr, exit status 2, no panic.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const STATS_DUMP: &str = env!("CARGO_BIN_EXE_stats_dump");
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_tslab-workload");
-
-/// A workload process, killed on drop.
-struct Target(Child);
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str], env: &[(&str, &str)]) -> Target {
-    let mut cmd = Command::new(WORKLOAD);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("starting tslab-workload");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reading the ready line");
-    assert!(line.starts_with("ready pid="), "workload said {line:?}");
-    Target(child)
-}
-
-fn stats_dump(args: &[&str]) -> Output {
-    Command::new(STATS_DUMP).args(args).output().expect("running stats_dump")
-}
+mod common;
+use common::{start, stats_dump, STATS_DUMP};
 
 fn schema() -> (boon::Schemas, boon::SchemaIndex) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/snapshot.schema.json");

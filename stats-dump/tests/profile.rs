@@ -4,48 +4,13 @@
 //! `stats_dump --profile`, `tslab top --sites` and the doctor must each name that function and
 //! file:line first. And the errors: a target with sampling off, an unwritable output path.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
 use tslab_tools::pprof::{read, PProfile};
 
-const STATS_DUMP: &str = env!("CARGO_BIN_EXE_stats_dump");
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_tslab-workload");
-
-/// A workload process, killed on drop.
-struct Target(Child);
-
-impl Target {
-    fn pid(&self) -> String {
-        self.0.id().to_string()
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the workload and waits for its ready line (printed after the planted request ran).
-fn start(args: &[&str], env: &[(&str, &str)]) -> Target {
-    let mut cmd = Command::new(WORKLOAD);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("starting tslab-workload");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reading the ready line");
-    assert!(line.starts_with("ready pid="), "workload said {line:?}");
-    Target(child)
-}
-
-fn stats_dump(args: &[&str]) -> Output {
-    Command::new(STATS_DUMP).args(args).output().expect("running stats_dump")
-}
+mod common;
+use common::{start, stats_dump, STATS_DUMP};
 
 /// `tslab` is another package's binary: it sits beside ours in the same target directory.
 fn tslab() -> Option<PathBuf> {

@@ -5,12 +5,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use tslab_tools::pprof::{write_gz, Function, Line, Location, PProfile, Sample, ValueType};
 
 mod common;
-use common::{tslab, Target};
+use common::{arg, assert_one_line_error, run, Target};
 
 const MIB: i64 = 1024 * 1024;
 
@@ -18,22 +18,6 @@ const MIB: i64 = 1024 * 1024;
 fn parse(svg: &str) -> roxmltree::Document<'_> {
     let opt = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
     roxmltree::Document::parse_with_options(svg, opt).expect("the flame graph is well-formed XML")
-}
-
-fn run(args: &[&str]) -> Output {
-    tslab().args(args).output().unwrap()
-}
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Exit 2, one line on stderr containing `needle`.
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "status {:?}, stderr {stderr}", out.status);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
 }
 
 /// A heap profile as `stats_dump --profile` writes it (the four sample types, the string table

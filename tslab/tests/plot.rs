@@ -3,26 +3,9 @@
 //! are cut off, mixed or malformed; a target that is gone.
 
 use std::path::Path;
-use std::process::Output;
 
 mod common;
-use common::{tslab, Target};
-
-fn run(args: &[&str]) -> Output {
-    tslab().args(args).output().unwrap()
-}
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Exit 2, one line on stderr containing `needle`.
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "status {:?}, stderr {stderr}", out.status);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
-}
+use common::{arg, assert_one_line_error, run, tslab, Target};
 
 /// A recording of a live workload: `n` lines at 200 ms.
 fn record(dir: &Path, seconds: &str) -> (std::path::PathBuf, u32) {
