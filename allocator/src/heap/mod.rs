@@ -128,7 +128,8 @@ impl Heap {
             let due = self.sampler.count_due(class.object_size() as u64);
             #[cfg(feature = "profile")]
             if due {
-                self.sample(got.0.as_ptr(), size, true);
+                // Returns `got`, so that the common path keeps it across no call.
+                return Some(self.sample_fast(got, size));
             }
             let _ = due;
         }
@@ -154,6 +155,15 @@ impl Heap {
         }
         #[cfg(not(feature = "profile"))]
         let _ = (p, size, small);
+    }
+
+    /// [`Heap::sample`] for the fast path: returns the object it sampled.
+    #[cold]
+    #[inline(never)]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
+    fn sample_fast(&self, got: (NonNull<u8>, bool), size: usize) -> (NonNull<u8>, bool) {
+        self.sample(got.0.as_ptr(), size, true);
+        got
     }
 
     #[cold]
@@ -519,27 +529,52 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         }
         let tags = SlabMeta::sample_tags(word);
         if cfg!(feature = "profile") && tags != 0 {
-            free_in_sampled_slab(s, p, tags);
+            // Out of line to the end, so that the common path keeps `p` across no call.
+            // SAFETY: forwarded: p is a live object of this slab, which `heap` owns.
+            unsafe { free_local_sampled(heap, s, p, tags) };
+            return;
         }
         // SAFETY: p is a live object of this slab, which we own.
-        let used = unsafe { s.push_local(p.cast()) };
-        // A bin needs nothing; a full slab now has room; any other slab matters once empty.
-        let state = s.state();
-        if (used == 0 || state == SlabState::Full) && state != SlabState::Bin {
-            heap.after_local_free(s, used);
-        }
+        unsafe { free_local(heap, s, p) };
     } else {
-        let tags = SlabMeta::sample_tags(s.era_word());
-        if cfg!(feature = "profile") && tags != 0 {
-            free_in_sampled_slab(s, p, tags);
-        }
         // SAFETY: forwarded caller guarantees.
         unsafe { free_remote(s, p, h) };
     }
 }
 
+/// The rest of a local free that the cache did not take.
+///
+/// # Safety
+/// `p` is a live object of slab `s`, which `heap` (this thread's) owns.
+#[inline(always)]
+unsafe fn free_local(heap: &Heap, s: &SlabMeta, p: *mut u8) {
+    // SAFETY: caller guarantees.
+    let used = unsafe { s.push_local(p.cast()) };
+    // A bin needs nothing; a full slab now has room; any other slab matters once empty.
+    let state = s.state();
+    if (used == 0 || state == SlabState::Full) && state != SlabState::Bin {
+        heap.after_local_free(s, used);
+    }
+}
+
+/// A local free in a slab with recorded samples (tags `tags`).
+///
+/// # Safety
+/// As [`free_local`].
+#[cold]
+#[inline(never)]
+unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, tags: u16) {
+    free_in_sampled_slab(s, p, tags);
+    // SAFETY: caller guarantees.
+    unsafe { free_local(heap, s, p) };
+}
+
 #[inline(never)]
 unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
+    let tags = SlabMeta::sample_tags(s.era_word());
+    if cfg!(feature = "profile") && tags != 0 {
+        free_in_sampled_slab(s, p, tags);
+    }
     let c = s.class().index();
     if h.is_null() {
         GLOBAL.orphan_frees[c].fetch_add(1, Ordering::Relaxed);
