@@ -58,7 +58,7 @@
 //!   32 B up. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
 //!   whose size is a multiple of `align` serves that alignment.
 //! - **Thread heaps** (`heap/`: the heap, `cache.rs` its free cache, `domains.rs` its domain
-//!   bookkeeping, `epochs.rs` how it follows the epochs, `registry.rs` which heap a thread
+//!   bookkeeping, `epochs.rs` how it follows the epochs, `free.rs` the free path, `registry.rs` which heap a thread
 //!   uses and the list of all heaps): per thread, per class one bin
 //!   (allocation slab), partial lists per (epoch slot, class), a recycling list per class for
 //!   slabs of closed epochs.

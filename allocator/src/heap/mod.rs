@@ -43,11 +43,13 @@ use crate::sync::SpinLock;
 mod cache;
 mod domains;
 mod epochs;
+mod free;
 mod registry;
 
 pub(crate) use cache::for_each_cached;
 pub(crate) use domains::{add_domain, count_domain_label, domain_sum, set_domain, NO_LABEL_ID};
 pub(crate) use epochs::sweep_after_close;
+pub(crate) use free::free_small;
 pub(crate) use registry::{current, current_if_any, for_each_heap, help_all_parked, help_parked, ARENA};
 use registry::{new_heap, DOMAIN_ERA, HEAPS};
 
@@ -493,106 +495,6 @@ pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
     }
     // SAFETY: we hold the lock, so we are the fallback heap's only user: its owner.
     unsafe { (*fb.0).alloc_slow(class) }
-}
-
-/// The free of `p` in a slab that holds recorded heap-profile samples (sample tags `c`): tells
-/// the profile when `p` is one of them.
-#[cold]
-#[inline(never)]
-fn free_in_sampled_slab(s: &SlabMeta, p: *mut u8, c: u16) {
-    if s.may_be_sample(p, c) && crate::profile::on_free(p) {
-        s.forget_sample();
-    }
-}
-
-/// Frees a small object: locally when this thread owns its slab, else remotely.
-///
-/// # Safety
-/// `p` must be a live small object returned by this allocator, in the slab `slab`.
-#[inline(always)]
-pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
-    let h = current_if_any();
-    // SAFETY: `slab` is the valid metadata of p's slab (caller).
-    let s = unsafe { &*slab };
-    if s.owner.load(Ordering::Relaxed) == h.cast() && !h.is_null() {
-        // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
-        // thread's heap (non-null because a live slab always has an owner).
-        let heap = unsafe { &*h };
-        let class = s.class();
-        bump_owned(class.pick(&heap.stats.frees));
-        // Only objects of the heap's current epoch are cached: the cache must not place a later
-        // phase's objects in an earlier phase's slab. A slab with recorded samples fails this
-        // compare too (its era word carries their tags), so the common free tests nothing else.
-        let word = s.era_word();
-        if word == heap.era.load(Ordering::Relaxed) && heap.cache_push(class, p) {
-            return;
-        }
-        let tags = SlabMeta::sample_tags(word);
-        if cfg!(feature = "profile") && tags != 0 {
-            // Out of line to the end, so that the common path keeps `p` across no call.
-            // SAFETY: forwarded: p is a live object of this slab, which `heap` owns.
-            unsafe { free_local_sampled(heap, s, p, tags) };
-            return;
-        }
-        // SAFETY: p is a live object of this slab, which we own.
-        unsafe { free_local(heap, s, p) };
-    } else {
-        // SAFETY: forwarded caller guarantees.
-        unsafe { free_remote(s, p, h) };
-    }
-}
-
-/// The rest of a local free that the cache did not take.
-///
-/// # Safety
-/// `p` is a live object of slab `s`, which `heap` (this thread's) owns.
-#[inline(always)]
-unsafe fn free_local(heap: &Heap, s: &SlabMeta, p: *mut u8) {
-    // SAFETY: caller guarantees.
-    let used = unsafe { s.push_local(p.cast()) };
-    // A bin needs nothing; a full slab now has room; any other slab matters once empty.
-    let state = s.state();
-    if (used == 0 || state == SlabState::Full) && state != SlabState::Bin {
-        heap.after_local_free(s, used);
-    }
-}
-
-/// A local free in a slab with recorded samples (tags `tags`).
-///
-/// # Safety
-/// As [`free_local`].
-#[cold]
-#[inline(never)]
-unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, tags: u16) {
-    free_in_sampled_slab(s, p, tags);
-    // SAFETY: caller guarantees.
-    unsafe { free_local(heap, s, p) };
-}
-
-#[inline(never)]
-unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
-    let tags = SlabMeta::sample_tags(s.era_word());
-    if cfg!(feature = "profile") && tags != 0 {
-        free_in_sampled_slab(s, p, tags);
-    }
-    let c = s.class().index();
-    if h.is_null() {
-        GLOBAL.orphan_frees[c].fetch_add(1, Ordering::Relaxed);
-    } else {
-        // SAFETY: `h` is this thread's own heap; only we write its counters.
-        bump_owned(unsafe { &(*h).stats.frees[c] });
-    }
-    // SAFETY: p is a live object of this slab that the caller gives up.
-    if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
-        // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
-        let owner = unsafe { &*owner.cast::<Heap>() };
-        // SAFETY: the slab is in notify mode and `owner` owns it; the caller gave `p` up.
-        unsafe { owner.push_pending(p.cast()) };
-        // SeqCst: see `push_pending`.
-        if owner.state.load(Ordering::SeqCst) == PARKED {
-            help_parked(owner);
-        }
-    }
 }
 
 /// The heap header's kind check and slab lookup for a pointer; aborts on an invalid pointer.
