@@ -71,7 +71,11 @@ fn a_pipelining_client_that_never_reads_delays_no_one_else() {
     let server = Server::start(t.pid);
     let mut hog = TcpStream::connect(&server.addr).unwrap();
     for _ in 0..50 {
-        hog.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        // The server answers one request per connection and closes it: later writes may meet
+        // a closed socket (EPIPE / reset) depending on timing, which is fine for this client.
+        if hog.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+            break;
+        }
     }
     std::thread::sleep(Duration::from_millis(200));
     let (status, took) = scrape(&server.addr);
