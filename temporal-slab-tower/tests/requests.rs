@@ -107,8 +107,9 @@ fn a_thousand_concurrent_requests_migrate_and_are_attributed_to_their_route() {
             }
         })
     };
-    // A first batch lets the runtime grow its own buffers (its queue of yielded tasks grows
-    // inside some request's poll, so in its domain); the second is measured.
+    // Two first batches let the runtime grow its own buffers (its queues of yielded tasks grow
+    // inside some request's poll, so in its domain); the third is measured.
+    batch();
     batch();
     let before = temporal_slab::snapshot();
     let (a0, b0) = (label_figures("/a").0, label_figures("/b").0);
@@ -125,7 +126,9 @@ fn a_thousand_concurrent_requests_migrate_and_are_attributed_to_their_route() {
     let extra_a = (a1 - a0).checked_sub(per_route * 2048).expect("/a was charged less than its blocks");
     let extra_b = (b1 - b0).checked_sub(per_route * 4096).expect("/b was charged less than its blocks");
     assert!(extra_a < 1024 * (REQUESTS as u64 / 2), "/a: {extra_a} B charged beyond its blocks");
-    assert!(extra_a.abs_diff(extra_b) < 2048, "the routes' extras differ: /a {extra_a} B, /b {extra_b} B");
+    // Tolerance: one late growth of a runtime buffer inside some request (seen once, under CI
+    // load: 2,176 B); a wrong attribution moves whole blocks, request after request.
+    assert!(extra_a.abs_diff(extra_b) < 4096, "the routes' extras differ: /a {extra_a} B, /b {extra_b} B");
     assert_eq!((open_a, open_b), (0, 0), "every request's domain ended");
     assert_eq!(misuse(&after.global), misuse(&before.global), "domain misuse");
     assert!(migrated.load(Ordering::Relaxed) > 0, "no request moved between worker threads");
