@@ -45,7 +45,7 @@ static PINNED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// of its own) puts `objects` 4 KiB buffers into a process-wide cache through [`cache_insert`],
 /// and the request ends. The epoch closes, but the cached buffers keep its slabs in use: the
 /// doctor and `tslab top --sites` name `cache_insert` as the site that pins it.
-/// With `in_tenured`, the buffers are allocated in [`temporal_slab::tenured`] (the doctor's fix):
+/// With `in_tenured`, the buffers are allocated in [`temporal_slab::tenured()`] (the doctor's fix):
 /// the epoch closes empty.
 pub fn plant_pinning_cache(objects: usize, in_tenured: bool) -> EpochId {
     let e = epoch::advance();

@@ -5,7 +5,7 @@
 //! the allocation that crosses it is sampled. So every allocated byte has the same chance of
 //! being sampled, and a sample of `s` bytes stands for `1 / (1 - exp(-s / mean))` objects of its
 //! kind (the estimate `stats_dump --profile` reports). The thread's count of allocated bytes
-//! (kept anyway, for labels) counts down to the next sample point ([`Sampler`]), so the test on
+//! (kept anyway, for labels) counts down to the next sample point (`Sampler`), so the test on
 //! the allocation path is one branch on the sign of a value just computed.
 //!
 //! A sample records the stack (return addresses, `unwind.rs`), size, era and label in the
