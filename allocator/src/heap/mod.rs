@@ -142,7 +142,7 @@ impl Heap {
     /// Samples object `p` (`size` bytes requested) for the heap profile when the heap's allocated
     /// bytes have reached the sample point (the slow and large paths; the fast path tests its
     /// countdown itself). `small`: `p` lies in a slab (which
-    /// is then flagged); else it is a large object, whose bytes first move the sample point
+    /// then tags it); else it is a large object, whose bytes first move the sample point
     /// (they are not in the allocated-bytes count). Owner only.
     #[inline(always)]
     pub(crate) fn maybe_sample(&self, p: *mut u8, size: usize, small: bool) {
