@@ -10,8 +10,8 @@
 //!
 //! A sample records the stack (return addresses, `unwind.rs`), size, era and label in the
 //! profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold sampled
-//! objects tag them (in the era word, `SlabMeta::era_word`), so frees elsewhere pay one load of metadata they read
-//! anyway, and only a sample's own free looks in the table.
+//! objects tag them in their era word (`SlabMeta::era_word`), which frees read anyway, and only
+//! a sample's own free looks in the table.
 //!
 //! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). jemalloc's and Go's
 //! 512 KiB cost 4x as much: each sample's unwind is about 20,000 instructions, and on `suite
