@@ -111,7 +111,9 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
         if let Some((p, zeroed)) = heap.try_alloc_fast(class, size) {
             return (p.as_ptr(), zeroed);
         }
-        return alloc_small_slow(heap, class, size, config);
+        // Kept in the heap for a sample, so that the slow path needs no register for it.
+        heap.note_slow_size(size);
+        return alloc_small_slow(heap, class, config);
     }
     // Before the fallback heap's lock (see `heap::alloc_fallback`). This is the first allocation
     // of every C program: the main thread's exit-hook registration allocates while its heap is
@@ -124,15 +126,13 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
 /// path keeps nothing (size, configuration) alive across a call and saves no extra registers.
 #[cold]
 #[inline(never)]
-fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
+fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
     reclaim::configure(config.auto_advance);
     profile::note_builder(config.profile_sample);
     // Before the slow path may map memory: the reclaimer starts with the first mapping.
     reclaim::ensure_started();
     let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
-    if !got.0.is_null() {
-        heap.maybe_sample(got.0, size, true);
-    }
+    heap.sample_after_slow(got.0);
     // Last, with the heap's state consistent: this may advance and close epochs.
     reclaim::after_slow_path();
     got
@@ -147,7 +147,7 @@ fn alloc_large(layout: Layout, config: &TemporalSlab) -> (*mut u8, bool) {
     let h = heap::current_if_any();
     if !got.0.is_null() && !h.is_null() {
         // SAFETY: this thread's own heap, of which we are the owner.
-        unsafe { &*h }.maybe_sample(got.0, layout.size(), false);
+        unsafe { &*h }.maybe_sample_large(got.0, layout.size());
     }
     got
 }

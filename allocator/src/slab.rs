@@ -166,7 +166,7 @@ impl SlabMeta {
     /// The era the slab's objects were allocated in.
     #[inline]
     pub(crate) fn era(&self) -> u64 {
-        self.era.load(Ordering::Relaxed) & ERA_MASK
+        Self::era_of(self.era.load(Ordering::Relaxed))
     }
 
     /// The era and sample tags in one load (see [`SlabMeta::era`]'s field): equal to an era only
@@ -180,6 +180,12 @@ impl SlabMeta {
     #[inline(always)]
     pub(crate) const fn sample_tags(word: u64) -> u16 {
         (word >> ERA_BITS) as u16
+    }
+
+    /// The era in an [`SlabMeta::era_word`].
+    #[inline(always)]
+    pub(crate) const fn era_of(word: u64) -> u64 {
+        word & ERA_MASK
     }
 
     /// Owner: moves the slab's objects (and its survivors) to `era`, keeping its sample tags.

@@ -39,11 +39,10 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         if word == heap.era.load(Ordering::Relaxed) && heap.cache_push(class, p) {
             return;
         }
-        let tags = SlabMeta::sample_tags(word);
-        if cfg!(feature = "profile") && tags != 0 {
+        if cfg!(feature = "profile") && SlabMeta::sample_tags(word) != 0 {
             // Out of line to the end, so that the common path keeps `p` across no call.
             // SAFETY: forwarded: p is a live object of this slab, which `heap` owns.
-            unsafe { free_local_sampled(heap, s, p, tags) };
+            unsafe { free_local_sampled(heap, s, p, word) };
             return;
         }
         // SAFETY: p is a live object of this slab, which we own.
@@ -69,14 +68,23 @@ unsafe fn free_local(heap: &Heap, s: &SlabMeta, p: *mut u8) {
     }
 }
 
-/// A local free in a slab with recorded samples (tags `tags`).
+/// A local free in a slab with recorded samples (`word`: its era word, tags non-zero).
 ///
 /// # Safety
 /// As [`free_local`].
 #[cold]
 #[inline(never)]
-unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, tags: u16) {
-    free_in_sampled_slab(s, p, tags);
+unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, word: u64) {
+    let tags = SlabMeta::sample_tags(word);
+    if s.may_be_sample(p, tags) {
+        if crate::profile::on_free(p) {
+            s.forget_sample();
+        }
+    } else if SlabMeta::era_of(word) == heap.era.load(Ordering::Relaxed) && heap.cache_push(s.class(), p) {
+        // Not a sample, and the slab is of the current epoch: cached as in the common free,
+        // so that the slab's other objects keep the cache while one of them is a sample.
+        return;
+    }
     // SAFETY: caller guarantees.
     unsafe { free_local(heap, s, p) };
 }

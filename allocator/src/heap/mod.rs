@@ -130,8 +130,10 @@ impl Heap {
             let due = self.sampler.count_due(class.object_size() as u64);
             #[cfg(feature = "profile")]
             if due {
-                // Returns `got`, so that the common path keeps it across no call.
-                return Some(self.sample_fast(got, size));
+                // Returns the object, so that the common path keeps it across no call; and
+                // calls it not known to be zero, so that the common path need not keep that
+                // either (zeroing it again is the conservative answer, once per sample).
+                return Some((self.sample_fast(got.0, size), false));
             }
             let _ = due;
         }
@@ -139,33 +141,62 @@ impl Heap {
         Some(got)
     }
 
-    /// Samples object `p` (`size` bytes requested) for the heap profile when the heap's allocated
-    /// bytes have reached the sample point (the slow and large paths; the fast path tests its
-    /// countdown itself). `small`: `p` lies in a slab (which
-    /// then tags it); else it is a large object, whose bytes first move the sample point
-    /// (they are not in the allocated-bytes count). Owner only.
+    /// Samples large object `p` (`size` bytes requested) for the heap profile when its bytes
+    /// reach the sample point. They are not in the allocated-bytes count (that is small
+    /// objects'), so they move the sample point instead. (Small objects: the fast path tests
+    /// its countdown itself, the slow path with [`Heap::sample_after_slow`].) Owner only.
     #[inline(always)]
-    pub(crate) fn maybe_sample(&self, p: *mut u8, size: usize, small: bool) {
+    pub(crate) fn maybe_sample_large(&self, p: *mut u8, size: usize) {
         #[cfg(feature = "profile")]
         {
-            if !small {
-                self.sampler.advance(size as u64);
-            }
+            self.sampler.advance(size as u64);
             if self.sampler.due() {
-                self.sample(p, size, small);
+                self.sample(p, size, false);
             }
         }
         #[cfg(not(feature = "profile"))]
-        let _ = (p, size, small);
+        let _ = (p, size);
+    }
+
+    /// The slow path's first half of sampling: keeps the requested size in the heap, so that
+    /// the slow path needs no register for it across its calls (most slow paths sample nothing):
+    /// the fast path notes it as it leaves for the slow path.
+    #[inline(always)]
+    pub(crate) fn note_slow_size(&self, size: usize) {
+        #[cfg(feature = "profile")]
+        self.sampler.note_size(size);
+        #[cfg(not(feature = "profile"))]
+        let _ = size;
+    }
+
+    /// The slow path's second half: samples `p` (of the size noted) if its allocation reached
+    /// the sample point.
+    #[inline(always)]
+    pub(crate) fn sample_after_slow(&self, p: *mut u8) {
+        #[cfg(feature = "profile")]
+        if self.sampler.due() {
+            self.sample_slow(p);
+        }
+        #[cfg(not(feature = "profile"))]
+        let _ = p;
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
+    fn sample_slow(&self, p: *mut u8) {
+        if !p.is_null() {
+            self.sample(p, self.sampler.noted_size(), true);
+        }
     }
 
     /// [`Heap::sample`] for the fast path: returns the object it sampled.
     #[cold]
     #[inline(never)]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    fn sample_fast(&self, got: (NonNull<u8>, bool), size: usize) -> (NonNull<u8>, bool) {
-        self.sample(got.0.as_ptr(), size, true);
-        got
+    fn sample_fast(&self, p: NonNull<u8>, size: usize) -> NonNull<u8> {
+        self.sample(p.as_ptr(), size, true);
+        p
     }
 
     #[cold]

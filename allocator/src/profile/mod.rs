@@ -30,6 +30,8 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 pub mod table;
 mod unwind;
+#[cfg(target_arch = "x86_64")]
+mod walk;
 
 use table::{Table, H_DROPPED, H_SAMPLES, H_SITE_OVERFLOW, NO_SITE};
 
@@ -78,6 +80,8 @@ pub(crate) struct Sampler {
     rng: Cell<u64>,
     /// This thread is taking a sample now.
     busy: Cell<bool>,
+    /// The requested size of the allocation on the slow path (see `Heap::note_slow_size`).
+    size: Cell<usize>,
 }
 
 /// The gap to the next sample point while sampling is off: never reached in practice (2^62
@@ -109,6 +113,19 @@ impl Sampler {
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn due(&self) -> bool {
         self.left.get() < 0
+    }
+
+    /// Keeps the requested size of the allocation on the slow path.
+    #[inline(always)]
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
+    pub(crate) fn note_size(&self, size: usize) {
+        self.size.set(size);
+    }
+
+    /// The size kept by [`Sampler::note_size`].
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
+    pub(crate) fn noted_size(&self) -> usize {
+        self.size.get()
     }
 
     /// Bytes (object sizes) of small objects this heap allocated so far.

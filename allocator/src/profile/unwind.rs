@@ -1,6 +1,7 @@
-//! Capturing the caller's stack: the return addresses, from libgcc's unwinder.
+//! Capturing the caller's stack: the return addresses. On x86_64 by cached rules (`walk.rs`),
+//! falling back to libgcc's unwinder for a stack they cannot walk; elsewhere by libgcc's.
 //!
-//! Written by hand rather than taken from the `backtrace` crate: capture needs only
+//! Written by hand rather than taken from the `backtrace` crate: the libgcc path needs only
 //! `_Unwind_Backtrace` and `_Unwind_GetIP` (which Rust's standard library already links, through
 //! libgcc_s), while that crate also brings a DWARF symbolizer (addr2line, gimli, object) into
 //! every program that installs the allocator. Symbols are resolved out of process, by
@@ -56,6 +57,17 @@ pub(crate) fn capture(out: &mut [u64], skip: usize) -> usize {
     if out.is_empty() {
         return 0;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(n) = super::walk::walk(out, skip) {
+        return n;
+    }
+    libgcc(out, skip)
+}
+
+/// [`capture`] by libgcc's `_Unwind_Backtrace`; inlined, so the first frame left out is the
+/// caller's.
+#[inline(always)]
+pub(crate) fn libgcc(out: &mut [u64], skip: usize) -> usize {
     let mut frames = Frames { out, n: 0, skip: skip + 1 };
     // SAFETY: `on_frame` matches the unwinder's callback signature and only writes through the
     // `Frames` pointer we pass, which outlives the call.
