@@ -195,10 +195,11 @@ impl SlabMeta {
     }
 
     /// The tag of object `p` of this slab in the sample tags: its 8-byte offset + 1 (cells are
-    /// at least 8 bytes, so no two objects share one).
-    #[inline]
-    fn sample_tag(&self, p: *mut u8) -> u16 {
-        (((p.addr() - self.start().addr()) >> 3) + 1) as u16
+    /// at least 8 bytes, so no two objects share one). Slabs are aligned to their size (as
+    /// `link_free` uses too), so the offset is the address's low bits.
+    #[inline(always)]
+    fn sample_tag(p: *mut u8) -> u16 {
+        (((p.addr() & (SLAB_SIZE - 1)) >> 3) + 1) as u16
     }
 
     /// Applies `f` to the sample tags, atomically with the era's re-stamps and other tags.
@@ -210,7 +211,7 @@ impl SlabMeta {
 
     /// Owner: object `p` of this slab is now a recorded sample.
     pub(crate) fn note_sampled(&self, p: *mut u8) {
-        let tag = self.sample_tag(p);
+        let tag = Self::sample_tag(p);
         self.update_tags(|c| match c {
             0 => tag,
             c if c & SAMPLES_COUNTED != 0 => c + 1,
@@ -221,8 +222,9 @@ impl SlabMeta {
     /// Whether the free of object `p` must look in the profile table, given the sample tags `c`
     /// it read (non-zero): `p` is the tagged sample, or the slab counts several. A free sees its
     /// object's tag: the owner wrote it before handing `p` out.
-    pub(crate) fn may_be_sample(&self, p: *mut u8, c: u16) -> bool {
-        c & SAMPLES_COUNTED != 0 || c == self.sample_tag(p)
+    #[inline(always)]
+    pub(crate) fn may_be_sample(p: *mut u8, c: u16) -> bool {
+        c & SAMPLES_COUNTED != 0 || c == Self::sample_tag(p)
     }
 
     /// A recorded sample of this slab was freed (its table entry removed): one fewer.
@@ -421,6 +423,37 @@ impl SlabMeta {
         }
         self.head.set(pack(cur, end));
         self.take_head()
+    }
+
+    /// Owner: whether the head run holds fewer than `n` cells (after a [`SlabMeta::pop`], a sign
+    /// that the free cells are scattered).
+    pub(crate) fn head_shorter_than(&self, n: u32) -> bool {
+        let h = self.head.get();
+        ((h >> 32) as u32).saturating_sub(h as u32) < n * self.class().object_size() as u32
+    }
+
+    /// Owner: takes up to `max` free cells from the bitmap, lowest first, counting them as used,
+    /// and gives each to `each`. Returns how many were taken. For a heap whose free cells are
+    /// scattered (runs of one or two cells): it moves them into its free cache in one pass, where
+    /// taking them one [`SlabMeta::pop`] at a time would cost a slow path each.
+    pub(crate) fn take_cells(&self, max: u32, mut each: impl FnMut(*mut u8)) -> u32 {
+        let size = self.class().object_size();
+        let start = self.start();
+        let mut n = 0;
+        while n < max {
+            let Some((w, mut word)) = self.first_set_word() else { break };
+            while word != 0 && n < max {
+                let bit = word.trailing_zeros() as usize;
+                word &= word - 1;
+                each(start.wrapping_add((w as usize * 64 + bit) * size));
+                n += 1;
+            }
+            // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is this
+            // slab's and we own it.
+            unsafe { self.bitmap_word(w).write(word) };
+        }
+        self.set_used(self.used() + n);
+        n
     }
 
     /// Owner: returns `obj` to the free cells. Returns the new `used` count.

@@ -91,6 +91,11 @@ impl Heap {
     }
 
     /// Owner: gives every cached object back to its slab (which may empty it).
+    /// Free slots in the cache of `class`.
+    pub(super) fn cache_room(&self, class: SizeClass) -> u32 {
+        u32::from(class.pick(&CAPACITY).saturating_sub(class.pick(&self.cache.counts).load(Ordering::Relaxed)))
+    }
+
     pub(super) fn flush_cache(&self) {
         for class in SizeClass::all() {
             let count = class.pick(&self.cache.counts);

@@ -5,16 +5,29 @@ use core::sync::atomic::Ordering;
 
 use super::{current_if_any, help_parked, Heap, PARKED};
 use crate::counters::{bump_owned, GLOBAL};
-use crate::slab::{SlabMeta, SlabState};
+use crate::slab::{SlabMeta, SlabState, ERA_BITS};
 
 /// The free of `p` in a slab that holds recorded heap-profile samples (sample tags `c`): tells
 /// the profile when `p` is one of them.
 #[cold]
 #[inline(never)]
 fn free_in_sampled_slab(s: &SlabMeta, p: *mut u8, c: u16) {
-    if s.may_be_sample(p, c) && crate::profile::on_free(p) {
+    if SlabMeta::may_be_sample(p, c) && crate::profile::on_free(p) {
         s.forget_sample();
     }
+}
+
+/// Whether `p`, in a slab whose era word `word` is not the bare era `era`, may still go to the
+/// free cache: its slab is of the current epoch and only its sample tags differ, and `p` is
+/// not one of its samples. Tests no more than the word and `p`, and calls nothing, so that
+/// the common free keeps its registers.
+#[inline(always)]
+fn cacheable_sampled(word: u64, era: u64, p: *mut u8) -> bool {
+    // Rotated so that the tags are the low 16 bits and any era difference the high 48: both
+    // tests then need no 64-bit constant, which the compiler would load on the common path.
+    let r = (word ^ era).rotate_left(64 - ERA_BITS);
+    let tags = r as u16;
+    cfg!(feature = "profile") && tags != 0 && r >> 16 == 0 && !SlabMeta::may_be_sample(p, tags)
 }
 
 /// Frees a small object: locally when this thread owns its slab, else remotely.
@@ -36,10 +49,12 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         // phase's objects in an earlier phase's slab. A slab with recorded samples fails this
         // compare too (its era word carries their tags), so the common free tests nothing else.
         let word = s.era_word();
-        if word == heap.era.load(Ordering::Relaxed) && heap.cache_push(class, p) {
+        let era = heap.era.load(Ordering::Relaxed);
+        if (word == era || cacheable_sampled(word, era, p)) && heap.cache_push(class, p) {
             return;
         }
-        if cfg!(feature = "profile") && SlabMeta::sample_tags(word) != 0 {
+        // The tags' test as a rotation too (see `cacheable_sampled`).
+        if cfg!(feature = "profile") && word.rotate_left(64 - ERA_BITS) as u16 != 0 {
             // Out of line to the end, so that the common path keeps `p` across no call.
             // SAFETY: forwarded: p is a live object of this slab, which `heap` owns.
             unsafe { free_local_sampled(heap, s, p, word) };
@@ -68,21 +83,21 @@ unsafe fn free_local(heap: &Heap, s: &SlabMeta, p: *mut u8) {
     }
 }
 
-/// A local free in a slab with recorded samples (`word`: its era word, tags non-zero).
+/// A local free in a slab with recorded samples (`word`: its era word, tags non-zero) that
+/// `free_small` could not cache at once: tells the profile when `p` is a sample.
 ///
 /// # Safety
 /// As [`free_local`].
 #[cold]
 #[inline(never)]
 unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, word: u64) {
-    let tags = SlabMeta::sample_tags(word);
-    if s.may_be_sample(p, tags) {
-        if crate::profile::on_free(p) {
-            s.forget_sample();
-        }
-    } else if SlabMeta::era_of(word) == heap.era.load(Ordering::Relaxed) && heap.cache_push(s.class(), p) {
-        // Not a sample, and the slab is of the current epoch: cached as in the common free,
-        // so that the slab's other objects keep the cache while one of them is a sample.
+    if SlabMeta::may_be_sample(p, SlabMeta::sample_tags(word)) && crate::profile::on_free(p) {
+        s.forget_sample();
+    }
+    // Then as any free: a sample's cell goes where it would have gone unsampled, so that
+    // sampling does not change which cells the cache and the bitmap hold (it did: cells sent to
+    // the bitmap instead split its runs, and the bin took the slow path for one cell at a time).
+    if SlabMeta::era_of(word) == heap.era.load(Ordering::Relaxed) && heap.cache_push(s.class(), p) {
         return;
     }
     // SAFETY: caller guarantees.

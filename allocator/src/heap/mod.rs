@@ -53,6 +53,10 @@ pub(crate) use free::free_small;
 pub(crate) use registry::{current, current_if_any, for_each_heap, help_all_parked, help_parked, ARENA};
 use registry::{new_heap, DOMAIN_ERA, HEAPS};
 
+/// A bin whose next run holds fewer cells than this after a refill from its bitmap has
+/// scattered free cells: they go to the free cache at once (`Heap::cache_scattered`).
+const SCATTERED_RUN: u32 = 4;
+
 const LIVE: u8 = 0;
 const PARKED: u8 = 1;
 const CLAIMED: u8 = 2;
@@ -211,6 +215,21 @@ impl Heap {
         }
     }
 
+    /// The bin's free cells are scattered (its next run is short): moves as many as the free
+    /// cache of `class` holds into it, so that the next allocations take the fast path. Cached
+    /// objects must be of the heap's current epoch (see `free_small`), as the bin's are.
+    #[cold]
+    fn cache_scattered(&self, class: SizeClass, slab: &SlabMeta) {
+        if slab.era() != self.era.load(Ordering::Relaxed) {
+            return;
+        }
+        let room = self.cache_room(class);
+        slab.take_cells(room, |p| {
+            let pushed = self.cache_push(class, p);
+            debug_assert!(pushed, "room was counted");
+        });
+    }
+
     /// Slow path: refreshes the epoch, refills the bin. Returns the object and whether it is
     /// known to be zeroed; `None` when the OS refuses memory. Owner only.
     #[cold]
@@ -222,7 +241,11 @@ impl Heap {
         } else if let Some(slab) = NonNull::new(self.bins[c].get()) {
             // Not a slow-path event: the bin's next run or never-used cells serve the object.
             // SAFETY: bins hold slabs this heap owns.
-            if let Some(got) = unsafe { slab.as_ref() }.pop() {
+            let slab = unsafe { slab.as_ref() };
+            if let Some(got) = slab.pop() {
+                if slab.head_shorter_than(SCATTERED_RUN) {
+                    self.cache_scattered(class, slab);
+                }
                 self.count_alloc(class);
                 return Some(got);
             }
