@@ -8,22 +8,25 @@
 //! (kept anyway, for labels) counts down to the next sample point (`Sampler`), so the test on
 //! the allocation path is one branch on the sign of a value just computed.
 //!
-//! A sample records the stack (return addresses, `unwind.rs`), size, era and label in the
-//! profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold sampled
+//! A sample records the stack (return addresses, `unwind.rs` and `walk.rs`), size, era and label
+//! in the profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold sampled
 //! objects tag them in their era word (`SlabMeta::era_word`), which frees read anyway, and only
 //! a sample's own free looks in the table.
 //!
-//! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). jemalloc's and Go's
-//! 512 KiB cost 4x as much: each sample's unwind is about 20,000 instructions, and on `suite
-//! profile-cost`'s bare alloc/free loop (alloc-test, about 10 GB/s allocated) 512 KiB added 17%
-//! of instructions where 2 MiB adds 5.5% (BENCHMARKS.md has the current figures). A 2 MiB mean
-//! still gives a 16 MiB leak about 8 samples; investigate smaller ones with a smaller mean. Set it with
+//! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). A sample costs about
+//! 1,200 instructions (the stack walk of `walk.rs` about 40 a frame, the table the rest), where
+//! libgcc's unwinder took 20,000; on `suite profile-cost`'s bare alloc/free loops (about 10 GB/s
+//! allocated) 2 MiB adds under 1% of instructions (BENCHMARKS.md has the current figures).
+//! jemalloc's and Go's 512 KiB would cost about 4x as much. A 2 MiB mean still gives a 16 MiB
+//! leak about 8 samples; investigate smaller ones with a smaller mean. Set it with
 //! [`crate::TemporalSlab::with_profile_sample`] or `TSLAB_PROFILE_SAMPLE=BYTES` (which wins),
 //! `0` turns sampling off.
 //!
-//! Nothing here allocates or takes a lock: the region is created with raw system calls by the
-//! first sample, tables are claimed with compare-and-swap, and an allocation made while this
-//! thread is sampling (the unwinder's, on old libgcc) is served unsampled.
+//! Nothing here allocates or takes a lock of its own: the region is created with raw system calls
+//! by the first sample, tables are claimed with compare-and-swap, and an allocation made while
+//! this thread is sampling (the unwinder's, on old libgcc) is served unsampled. The one lock a
+//! sample takes is the dynamic loader's recursive one, for a moment (`walk.rs`, as libgcc's
+//! lookup does before glibc 2.35): its holders do not wait for the allocator.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
