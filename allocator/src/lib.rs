@@ -104,14 +104,30 @@ pub fn trim() {
 /// has none. Returns the object (or null) and whether its bytes are known to be zero.
 #[inline(always)]
 fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
-    let h = heap::current();
+    let h = heap::current_if_any();
     if !h.is_null() {
-        // SAFETY: `current` returns this thread's own heap, of which we are the owner.
+        // SAFETY: `current_if_any` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
         if let Some((p, zeroed)) = heap.try_alloc_fast(class, size) {
             return (p.as_ptr(), zeroed);
         }
         // Kept in the heap for a sample, so that the slow path needs no register for it.
+        heap.note_slow_size(size);
+        return alloc_small_slow(heap, class, config);
+    }
+    alloc_small_without_heap(class, size, config)
+}
+
+/// [`alloc_small`] for a thread that has no heap yet (or cannot have one now): out of line,
+/// so that the common path tests the thread's heap pointer once.
+#[cold]
+#[inline(never)]
+fn alloc_small_without_heap(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
+    let h = heap::current();
+    if !h.is_null() {
+        // SAFETY: `current` returns this thread's own heap, of which we are the owner.
+        let heap = unsafe { &*h };
+        // A heap just created or adopted: the slow path serves it (and syncs its epoch).
         heap.note_slow_size(size);
         return alloc_small_slow(heap, class, config);
     }
@@ -286,6 +302,28 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
         // SAFETY: a large header of a live object.
         KIND_LARGE => unsafe { large::usable_size(h) },
         _ => crate::os::invalid_pointer(),
+    }
+}
+
+impl TemporalSlab {
+    /// A block of `size` bytes with C's `malloc` alignment (16 from 16 bytes up, else 8; size
+    /// 0 as 1), zeroed if `zeroed`; null when memory is exhausted or `size` is too large. The C
+    /// ABI's `malloc` and `calloc`: the same path as [`GlobalAlloc::alloc`] without building
+    /// and checking a [`Layout`] (one table lookup for the class).
+    #[inline(always)]
+    pub fn alloc_c(&self, size: usize, zeroed: bool) -> *mut u8 {
+        let (p, known_zero) = match size_class::class_for_c(size) {
+            Some(class) => alloc_small(class, size, self),
+            None => match Layout::from_size_align(size, 16) {
+                Ok(layout) => alloc_large(layout, self),
+                Err(_) => return ptr::null_mut(),
+            },
+        };
+        if zeroed && !p.is_null() && !known_zero {
+            // SAFETY: p is a fresh block of at least `size` bytes.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        p
     }
 }
 

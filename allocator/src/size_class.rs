@@ -150,6 +150,34 @@ const fn build_lut() -> [u8; 129] {
     lut
 }
 
+/// [`LUT`] for C's alignment rule (`malloc`: 16-aligned from 16 bytes up, 8-aligned below): from
+/// index 2 (sizes 9-16) on, the smallest class that holds `i * 8` bytes and is a multiple of 16.
+const C_LUT: [u8; 129] = build_c_lut();
+
+const fn build_c_lut() -> [u8; 129] {
+    let mut lut = build_lut();
+    let mut i = 2;
+    while i < 129 {
+        let mut c = lut[i] as usize;
+        while CLASS_SIZES[c] % 16 != 0 {
+            c += 1;
+        }
+        lut[i] = c as u8;
+        i += 1;
+    }
+    lut
+}
+
+/// The class of a C `malloc(size)`: 16-aligned from 16 bytes up, 8-aligned below, size 0 as 1
+/// (one table lookup up to 1 KiB, as [`class_of_size`]); `None`: the large-object path.
+#[inline(always)]
+pub fn class_for_c(size: usize) -> Option<SizeClass> {
+    if size <= 1024 {
+        return Some(SizeClass(C_LUT[(size + 7) >> 3]));
+    }
+    class_for(size, 16)
+}
+
 /// The class of a request of `size` bytes with alignment at most 8.
 ///
 /// `size` must be at most [`MAX_SMALL_SIZE`]; size 0 maps to the smallest class.
@@ -193,6 +221,18 @@ pub fn class_for(size: usize, align: usize) -> Option<SizeClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn c_classes_are_the_smallest_that_fit_at_c_alignment() {
+        for size in 0..=4096usize {
+            let c = class_for_c(size).expect("small");
+            let align = if size >= 16 { 16 } else { 8 };
+            assert!(c.object_size() >= size.max(1), "size {size}");
+            assert_eq!(c.object_size() % align, 0, "size {size}: class {}", c.object_size());
+            assert_eq!(Some(c), class_for(size.max(1), align), "size {size}: the same as the general rule");
+        }
+        assert!(class_for_c(MAX_SMALL_SIZE + 1).is_none());
+    }
 
     #[test]
     fn cell_of_divides_exactly() {

@@ -93,7 +93,11 @@ pub(crate) fn page_size() -> usize {
 /// `malloc(3)`: `size` bytes, 16-aligned from 16 bytes up; `malloc(0)` is a unique block.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    alloc(size, c_align(size), false)
+    let p = GLOBAL.alloc_c(size, false);
+    if p.is_null() {
+        return enomem();
+    }
+    p.cast()
 }
 
 /// `free(3)`. NULL is a no-op.
@@ -113,7 +117,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[no_mangle]
 pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else { return enomem() };
-    alloc(total, c_align(total), true)
+    let p = GLOBAL.alloc_c(total, true);
+    if p.is_null() {
+        return enomem();
+    }
+    p.cast()
 }
 
 /// `realloc(3)`: `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and returns NULL;

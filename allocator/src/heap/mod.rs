@@ -45,6 +45,7 @@ mod domains;
 mod epochs;
 mod free;
 mod registry;
+mod tls;
 
 pub(crate) use cache::for_each_cached;
 pub(crate) use domains::{add_domain, count_domain_label, domain_sum, set_domain, NO_LABEL_ID};

@@ -1,4 +1,4 @@
-//! Which heap a thread uses: the thread-local pointer and its exit guard, the list of all heaps
+//! Which heap a thread uses: the thread-local pointer (`tls.rs`) and its exit guard, the list of all heaps
 //! (push-only, never unmapped), adoption of parked heaps, carving new ones out of the heap
 //! arena, and the help that parked heaps get from other threads (see the life cycle in the
 //! module docs of `heap`).
@@ -7,6 +7,7 @@ use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use super::tls::{current_heap, set_current_heap};
 use super::{Heap, CLAIMED, LIVE, PARKED};
 use crate::counters::{HeapStats, GLOBAL};
 use crate::os::{PageSource, OS};
@@ -16,8 +17,6 @@ use crate::sync::SpinLock;
 pub(super) static HEAPS: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
 
 thread_local! {
-    /// This thread's heap, or null before it exists and after it is parked.
-    static CURRENT: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
     /// 0: no heap yet; 1: creating it; 2: live; 3: the thread is exiting.
     static TLS_STATE: Cell<u8> = const { Cell::new(0) };
     /// Parks the heap when the thread exits.
@@ -31,7 +30,8 @@ struct ParkOnExit;
 impl Drop for ParkOnExit {
     fn drop(&mut self) {
         let _ = TLS_STATE.try_with(|s| s.set(3));
-        let h = CURRENT.try_with(|c| c.replace(ptr::null_mut())).unwrap_or(ptr::null_mut());
+        let h = current_heap();
+        set_current_heap(ptr::null_mut());
         if !h.is_null() {
             // SAFETY: `h` was this thread's live heap; nobody else touches a LIVE heap's owner
             // fields, and we stop using it before parking hands it over.
@@ -44,7 +44,7 @@ impl Drop for ParkOnExit {
 /// and cannot get one now (while it is being created, during thread exit, or out of memory).
 #[inline]
 pub(crate) fn current() -> *mut Heap {
-    let h = CURRENT.try_with(|c| c.get()).unwrap_or(ptr::null_mut());
+    let h = current_heap();
     if !h.is_null() {
         return h;
     }
@@ -54,7 +54,7 @@ pub(crate) fn current() -> *mut Heap {
 /// This thread's heap if it already has one; never creates.
 #[inline]
 pub(crate) fn current_if_any() -> *mut Heap {
-    CURRENT.try_with(|c| c.get()).unwrap_or(ptr::null_mut())
+    current_heap()
 }
 
 #[cold]
@@ -77,7 +77,7 @@ fn current_slow() -> *mut Heap {
         let _ = TLS_STATE.try_with(|s| s.set(3));
         return ptr::null_mut();
     }
-    let _ = CURRENT.try_with(|c| c.set(h));
+    set_current_heap(h);
     let _ = TLS_STATE.try_with(|s| s.set(2));
     h
 }

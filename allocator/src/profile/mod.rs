@@ -201,10 +201,28 @@ impl Sampler {
     }
 }
 
-/// The mean sampling interval in bytes (0: off), settling it on first use: the environment's
-/// `TSLAB_PROFILE_SAMPLE`, else the builder's value, else the default.
+/// The mean sampling interval in bytes (0: off): the environment's `TSLAB_PROFILE_SAMPLE`, else
+/// the builder's value, else the default. Settled by the first sample point; before it, this
+/// tells what it will be as far as known now, without settling it (a snapshot taken before the
+/// builder's value is noted must not fix the default in its place).
 pub fn sample_bytes() -> u64 {
-    mean(UNSET)
+    if !cfg!(feature = "profile") {
+        return 0;
+    }
+    match MEAN.load(Ordering::Relaxed) {
+        UNSET => unsettled(BUILDER.load(Ordering::Relaxed)),
+        m => m,
+    }
+}
+
+/// The mean as `mean` would settle it now.
+fn unsettled(builder: u64) -> u64 {
+    let m = crate::os::env_u64(c"TSLAB_PROFILE_SAMPLE").unwrap_or(if builder == UNSET {
+        DEFAULT_SAMPLE_BYTES
+    } else {
+        builder
+    });
+    m.min(UNSET - 1)
 }
 
 fn mean(builder: u64) -> u64 {
@@ -215,12 +233,7 @@ fn mean(builder: u64) -> u64 {
     if m != UNSET {
         return m;
     }
-    let m = crate::os::env_u64(c"TSLAB_PROFILE_SAMPLE").unwrap_or(if builder == UNSET {
-        DEFAULT_SAMPLE_BYTES
-    } else {
-        builder
-    });
-    let m = m.min(UNSET - 1);
+    let m = unsettled(builder);
     // The first thread to settle it wins; all read the same environment and builder.
     match MEAN.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed) {
         Ok(_) => m,
