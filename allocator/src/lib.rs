@@ -233,11 +233,28 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     unsafe { realloc_block(p, None, new_size, align, &TemporalSlab::new()) }
 }
 
+/// [`realloc`] with C's `malloc` alignment for the new size (16 from 16 bytes up, else 8), its
+/// class found by one table lookup (the C ABI's `realloc`).
+///
+/// # Safety
+/// `p` must be live and returned by this allocator; `new_size` must be non-zero and at most
+/// `isize::MAX - 15`.
+#[inline]
+pub unsafe fn realloc_c(p: *mut u8, new_size: usize) -> *mut u8 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { realloc_block(p, None, new_size, C_RULES, &TemporalSlab::new()) }
+}
+
+/// The `align` that tells [`realloc_block`] to apply C's alignment rule (not a power of two, so
+/// never a real alignment).
+const C_RULES: usize = 0;
+
 /// The one realloc: `old_size` is the caller's size of the block (`GlobalAlloc`), or `None` to
 /// use its usable size (the C ABI, which does not know it).
 ///
 /// # Safety
-/// `p` live and ours; `align` a power of two; `new_size` valid for a `Layout` with `align`.
+/// `p` live and ours; `align` a power of two, or [`C_RULES`]; `new_size` valid for a `Layout`
+/// with `align` (C's alignment for `new_size` under `C_RULES`).
 unsafe fn realloc_block(
     p: *mut u8,
     old_size: Option<usize>,
@@ -249,7 +266,17 @@ unsafe fn realloc_block(
     let h = unsafe { heap::header(p) };
     // SAFETY: validated header.
     let kind = unsafe { (*h).kind };
-    let new_class = class_for(new_size, align);
+    // C's alignment rule (`realloc_c`) by its table, else the general one.
+    let new_class = if align == C_RULES { size_class::class_for_c(new_size) } else { class_for(new_size, align) };
+    let align = if align == C_RULES {
+        if new_size >= 16 {
+            16
+        } else {
+            8
+        }
+    } else {
+        align
+    };
     let old_usable = if kind == KIND_SMALL {
         // SAFETY: small header of a live object.
         let class = unsafe { (*segment::slab_of(h, p)).class() };
@@ -274,9 +301,14 @@ unsafe fn realloc_block(
     } else {
         crate::os::invalid_pointer()
     };
-    // Move: allocate, copy, free.
-    let Ok(new_layout) = Layout::from_size_align(new_size, align) else { return ptr::null_mut() };
-    let q = alloc_layout(new_layout, config).0;
+    // Move: allocate (by the class found above), copy, free.
+    let q = match new_class {
+        Some(class) => alloc_small(class, new_size, config).0,
+        None => match Layout::from_size_align(new_size, align) {
+            Ok(layout) => alloc_large(layout, config).0,
+            Err(_) => return ptr::null_mut(),
+        },
+    };
     if !q.is_null() {
         // SAFETY: both blocks are live, distinct, and at least min(old, new) bytes long (the
         // caller's old size is at most the usable size).

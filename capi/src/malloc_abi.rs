@@ -58,20 +58,21 @@ fn enomem() -> *mut c_void {
 /// A block of `size` bytes (at least 1) aligned to `align` (a power of two); NULL with ENOMEM
 /// when the request is too large or memory is exhausted.
 #[inline(always)]
-fn alloc(size: usize, align: usize, zeroed: bool) -> *mut c_void {
-    let Ok(layout) = Layout::from_size_align(size.max(1), align) else { return enomem() };
-    // SAFETY: the layout has a non-zero size.
-    let p = unsafe {
-        if zeroed {
-            GLOBAL.alloc_zeroed(layout)
-        } else {
-            GLOBAL.alloc(layout)
-        }
-    };
+fn alloc(size: usize, align: usize) -> *mut c_void {
+    let p = alloc_quiet(size, align);
     if p.is_null() {
         return enomem();
     }
-    p.cast()
+    p
+}
+
+/// [`alloc`] without setting `errno` to ENOMEM (`posix_memalign` reports through its return
+/// value).
+#[inline(always)]
+fn alloc_quiet(size: usize, align: usize) -> *mut c_void {
+    let Ok(layout) = Layout::from_size_align(size.max(1), align) else { return ptr::null_mut() };
+    // SAFETY: the layout has a non-zero size.
+    unsafe { GLOBAL.alloc(layout) }.cast()
 }
 
 /// The page size (cached; `sysconf` neither allocates nor fails for it on Linux).
@@ -139,13 +140,12 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         unsafe { free(p) };
         return ptr::null_mut();
     }
-    let align = c_align(size);
-    if Layout::from_size_align(size, align).is_err() {
+    if Layout::from_size_align(size, c_align(size)).is_err() {
         return enomem();
     }
-    // SAFETY: p is a live block of ours (caller); `align` is a power of two and `size` is
-    // non-zero and valid for a Layout with it (checked above).
-    let q = unsafe { temporal_slab::realloc(p.cast(), size, align) };
+    // SAFETY: p is a live block of ours (caller); `size` is non-zero and valid for a Layout
+    // with C's alignment (checked above).
+    let q = unsafe { temporal_slab::realloc_c(p.cast(), size) };
     if q.is_null() {
         return enomem();
     }
@@ -175,9 +175,9 @@ pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, align: usize, 
         return libc::EINVAL;
     }
     // SAFETY: `__errno_location` is this thread's errno slot; restored below so that this
-    // function reports through its return value only.
+    // function reports through its return value only (a failing mmap inside sets it).
     let saved = unsafe { *libc::__errno_location() };
-    let p = alloc(size, align.max(c_align(size)), false);
+    let p = alloc_quiet(size, align.max(c_align(size)));
     if p.is_null() {
         set_errno(saved);
         return libc::ENOMEM;
@@ -195,7 +195,7 @@ pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
         set_errno(libc::EINVAL);
         return ptr::null_mut();
     }
-    alloc(size, align.max(c_align(size)), false)
+    alloc(size, align.max(c_align(size)))
 }
 
 /// `memalign(3)` (obsolete): like `aligned_alloc`, but an alignment that is not a power of two
@@ -206,13 +206,13 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
         set_errno(libc::EINVAL);
         return ptr::null_mut();
     };
-    alloc(size, align.max(c_align(size)), false)
+    alloc(size, align.max(c_align(size)))
 }
 
 /// `valloc(3)` (obsolete): page-aligned.
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    alloc(size, page_size(), false)
+    alloc(size, page_size())
 }
 
 /// `pvalloc(3)` (obsolete): page-aligned, size rounded up to whole pages (one page for 0).
@@ -220,5 +220,5 @@ pub extern "C" fn valloc(size: usize) -> *mut c_void {
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let page = page_size();
     let Some(rounded) = size.max(1).checked_next_multiple_of(page) else { return enomem() };
-    alloc(rounded, page, false)
+    alloc(rounded, page)
 }
