@@ -63,7 +63,7 @@
 //!   (allocation slab), partial lists per (epoch slot, class), a recycling list per class for
 //!   slabs of closed epochs.
 //! - **Global slab pool** (`segment.rs`): purged empty slabs, and the *reserve* of empty unpurged
-//!   slabs. The reserve keeps at least 256 slabs (16 MiB) and, once phases have been marked, as
+//!   slabs. The reserve keeps at least 1024 slabs (64 MiB) and, once phases have been marked, as
 //!   many as the recent phases took (the largest phase, decayed by a quarter per close; at most
 //!   8192 slabs), so the next phase of the same size faults nothing back in. Every reserve slab
 //!   unused for 0.5 s is purged (the reclaimer runs every 100 ms): an idle program's reserve is

@@ -2,7 +2,7 @@
 //! nothing, and the opt-in automatic epoch advance.
 //!
 //! Without it, memory is purged only on allocator calls: an idle program would keep its warm
-//! slabs (up to 16 MiB) and its large-object cache (up to 128 MiB) resident forever, which is
+//! slabs (up to 64 MiB) and its large-object cache (up to 128 MiB) resident forever, which is
 //! what every peer allocator does by default. The reclaimer wakes every [`TICK_NS`] and:
 //! - purges warm slabs unused for 500 ms (`segment::decay_warm`);
 //! - unmaps large mappings cached for longer than their decay time (`large::decay`);

@@ -102,7 +102,7 @@ fn close_reports_rss_before_and_after() {
     let s = snapshot();
     let row = &s.epochs[d.epoch().index()];
     assert!(row.rss_before_close > 0 && row.rss_after_close > 0);
-    // Of the ~20 MiB freed inside the domain, what the reserve kept (up to 16 MiB, less if
+    // Of the ~20 MiB freed inside the domain, what the reserve kept (up to its floor, less if
     // other tests filled it) is purged at this close; RSS falls by about as much (kernel
     // cooperation).
     assert!(row.last_close_purged_bytes >= 4 << 20, "purged {} B", row.last_close_purged_bytes);
