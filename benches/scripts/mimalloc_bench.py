@@ -282,9 +282,10 @@ def build_one(cmd, cwd, logpath):
         lf.flush()
         r = subprocess.run(cmd, cwd=cwd, stdout=lf, stderr=subprocess.STDOUT)
     if r.returncode:
-        with open(logpath) as lf:
-            lines = [l.strip() for l in lf if "error" in l.lower()]
-        return (lines[0] if lines else "exit status %d" % r.returncode)[:200]
+        with open(logpath, errors="replace") as lf:
+            lines = [l.strip() for l in lf.readlines()[1:] if l.strip()]  # [0]: the command
+        errs = [l for l in lines if "error" in l.lower()]
+        return ((errs or lines or ["exit status %d" % r.returncode])[0])[:200]
     return None
 
 
@@ -497,7 +498,7 @@ def parse_args(argv):
                 "'Best peer' is the fastest of glibc, mimalloc, jemalloc and tcmalloc that "
                 "had no failed run on that row; the RSS ratio is against the peer with the "
                 "lowest median peak RSS. Exit status: 0 when every run succeeded, 1 when some "
-                "run failed or some program was skipped, 2 on bad input or setup errors."),
+                "run failed, some program was skipped or the run was interrupted, 2 on bad input or setup errors."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mimalloc_bench", metavar="MIMALLOC_BENCH",
                     help="path of a checkout (work tree) of github.com/daanx/mimalloc-bench; "
@@ -625,6 +626,9 @@ def main(argv):
 
     rel_names = {p["name"] for p in progs if p["rel"]}
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    # this repository's state when the runs start (it may move on while they run)
+    ours_commit, ours_dirty = git_commit(REPO_ROOT), git_dirty(REPO_ROOT)
+    lib_infos = {a: lib_info(l) for a, l in libs.items()}
     records = []
     total = args.reps * len(progs) * len(args.allocators)
     k = 0
@@ -670,13 +674,12 @@ def main(argv):
             started=started, finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             command=[os.path.basename(sys.argv[0])] + argv, procs=args.procs, reps=args.reps,
             stress_scale=args.stress_scale, cpus=os.cpu_count(), allocators=libs,
-            libraries={a: lib_info(l) for a, l in libs.items()},
-            ours_tree_dirty=git_dirty(REPO_ROOT),
+            libraries=lib_infos, ours_tree_dirty=ours_dirty,
             mimalloc_bench=dict(path=mb, commit=args.mimalloc_bench_commit or git_commit(mb)),
             mimalloc=dict(path=args.mimalloc_src,
                           commit=args.mimalloc_commit or (git_commit(args.mimalloc_src)
                                                           if args.mimalloc_src else None)),
-            ours_commit=git_commit(REPO_ROOT), skipped=skipped, interrupted=interrupted,
+            ours_commit=ours_commit, skipped=skipped, interrupted=interrupted,
             programs=[dict(name=p["name"], binary=p["binary"],
                            args=[a.replace("@MB@", mb) for a in p["args"]],
                            metric="relative_time" if p["rel"] else "wall") for p in progs],
