@@ -49,8 +49,6 @@ const MAX_FRAME: u64 = 1 << 20;
 static CACHE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// The loader's count of unloaded objects when [`CACHE`] was last emptied.
 static UNLOADS: AtomicU64 = AtomicU64::new(0);
-/// Walks that gave up (the sample was taken by libgcc instead).
-pub(crate) static FALLBACKS: AtomicU64 = AtomicU64::new(0);
 
 /// Where `addr` is cached. The index mixes bits 12..23 into the low 12 so that functions at the
 /// same page offset do not collide; the tag keeps bits 12..47, so tag and index give back `addr`.
@@ -205,7 +203,6 @@ pub(crate) fn walk(out: &mut [u64], mut skip: usize) -> Option<usize> {
     while n < out.len() {
         let r = rule(at);
         if r == FALLBACK {
-            FALLBACKS.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let off = (r & RULE_MASK) >> OFF_SHIFT & OFF_MAX as u64;
