@@ -30,6 +30,7 @@
 //!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata)
 //!   |
 //!  counters (every counter; a leaf that everything increments)
+//!  countdown (a heap's epoch generation and byte countdown, one word: the fast path's one test)
 //!  size_class, os (page source, clocks, environment, abort), sync (spin lock)
 //! ```
 //!
@@ -127,6 +128,11 @@
 //! 7. Nothing on the alloc / free / close paths allocates, panics or prints; the only locks are
 //!    spin locks that never call back into the allocator. A pointer that fails validation
 //!    aborts with a fixed message written by `write(2)`.
+//! 8. A heap's allocation takes the fast path only while its packed key (`countdown.rs`) is not
+//!    behind `GEN`: a change of `GEN` (an advance or close) or the end of a countdown chunk (a
+//!    heap-profile sample point, or 16 MiB of allocation) sends it to the slow path, which
+//!    compares the full generation. A heap lagging 2^39 changes behind could miss one until
+//!    then (the signed difference wraps).
 //!
 //! # Memory orderings
 //!
@@ -137,7 +143,7 @@
 //! | `Heap::pending` | push CAS | Release | owner's `swap` in `drain_pending` (Acquire) |
 //! | `Heap::state` | store PARKED | Release | CAS PARKED -> LIVE/CLAIMED (Acquire) in adopt / `help_parked` |
 //! | `HEAPS`, `SEGMENTS` | push CAS | Release | list walks (Acquire) |
-//! | `ring::GEN` | `fetch_add` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |
+//! | `ring::GEN` | `fetch_add(countdown::STEP)` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |
 //! | `ring::CURRENT_ERA` | store in advance | Release | `epoch::current` and refresh (Acquire) |
 //! | `Heap::domains` + `Slot::state` | join: count store, SeqCst fence, state load; end: state CAS, SeqCst fence, count loads | SeqCst fences | each other (Dekker): the joiner sees ENDED or the ender sees the count |
 //! | `Slot::state` | CAS ENDED -> CLOSING | AcqRel | exactly one closer |

@@ -29,6 +29,7 @@
 
 use core::sync::atomic::{fence, Ordering};
 
+use crate::countdown::STEP;
 use crate::counters::GLOBAL;
 use crate::os::PageSource;
 use crate::ring::{count_close_sweep, slot_of, Slot, ACTIVE, CLOSING, CURRENT_ERA, ENDED, GEN, LAST_ERA, LOCK, RING};
@@ -56,7 +57,7 @@ pub fn advance() -> EpochId {
     // Release: pairs with the Acquire loads of CURRENT_ERA / GEN in `current` and heap refresh,
     // so a thread that sees the new generation sees the slot states written by `open_locked`.
     CURRENT_ERA.store(new, Ordering::Release);
-    GEN.fetch_add(1, Ordering::Release);
+    GEN.fetch_add(STEP, Ordering::Release);
     drop(g);
     end(old, crate::os::monotonic_ns());
     close_ended();
@@ -119,7 +120,7 @@ pub fn close(epoch: EpochId) {
             let slot = &RING[epoch.index()];
             slot.close_seq.fetch_add(1, Ordering::Relaxed);
             // Release: pairs with the Acquire load of GEN in heap refresh.
-            GEN.fetch_add(1, Ordering::Release);
+            GEN.fetch_add(STEP, Ordering::Release);
             finish_close(epoch.0, t0);
         }
         // ENDED: it closes when its last domain ends; a passed era has nothing left here.
@@ -165,7 +166,7 @@ fn try_close(era: u64, t0: u64) {
     slot.close_seq.fetch_add(1, Ordering::Relaxed);
     // Release: pairs with the Acquire load of GEN in heap refresh, so a heap that sees the new
     // generation sees the CLOSING state.
-    GEN.fetch_add(1, Ordering::Release);
+    GEN.fetch_add(STEP, Ordering::Release);
     crate::segment::note_phase(slot.slabs_started.load(Ordering::Relaxed));
     finish_close(era, t0);
 }

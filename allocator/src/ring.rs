@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use serde::Serialize;
 
+use crate::countdown::STEP;
 use crate::counters::GLOBAL;
 use crate::size_class::SizeClass;
 use crate::sync::SpinLock;
@@ -213,8 +214,9 @@ pub(crate) static RING: [Slot; EPOCH_SLOTS] = {
 pub(crate) static CURRENT_ERA: AtomicU64 = AtomicU64::new(1);
 /// The highest era opened so far.
 pub(crate) static LAST_ERA: AtomicU64 = AtomicU64::new(1);
-/// Bumped by every advance and close; heaps compare it on each allocation.
-pub(crate) static GEN: AtomicU64 = AtomicU64::new(1);
+/// Moved on by [`STEP`] at every advance and close (wrapping); heaps compare it on each
+/// allocation, packed with their byte countdown (`countdown.rs`).
+pub(crate) static GEN: AtomicU64 = AtomicU64::new(STEP);
 /// Serialises opening eras (advance).
 pub(crate) static LOCK: SpinLock<()> = SpinLock::new(());
 

@@ -40,7 +40,7 @@ pub(crate) fn set_domain(era: u64, label: u8) {
     }
     let want = if era != 0 && routes_to(era) { era } else { CURRENT_ERA.load(Ordering::Relaxed) };
     if have != want {
-        heap.gen.set(0);
+        heap.cd.force_stale();
     }
 }
 
@@ -97,7 +97,7 @@ impl Heap {
         }
         #[cfg(feature = "stats")]
         {
-            let total = self.sampler.allocated();
+            let total = self.cd.allocated();
             if cur != 0 {
                 add_owned(&self.stats.label_bytes[cur as usize - 1], total.wrapping_sub(self.label_mark.get()));
             }

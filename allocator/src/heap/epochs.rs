@@ -12,7 +12,7 @@ impl Heap {
     /// Owner: catches up with advances and closes. Returns true when the heap's epoch changed.
     pub(super) fn refresh(&self) -> bool {
         // Acquire: pairs with the Release increments of GEN in `epoch`.
-        self.gen.set(GEN.load(Ordering::Acquire));
+        self.cd.sync(GEN.load(Ordering::Acquire));
         // Cached frees go back to their slabs first, so that a closing epoch's slabs can empty.
         self.flush_cache();
         let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);

@@ -31,6 +31,7 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
+use crate::countdown::Countdown;
 use crate::counters::{bump_owned, HeapStats, GLOBAL};
 use crate::os::{PageSource, OS};
 use crate::profile::Sampler;
@@ -71,8 +72,9 @@ pub(crate) struct Heap {
     bins: [List; NUM_CLASSES],
     /// Owner-only: per class, objects freed recently into this heap's slabs (`cache.rs`).
     cache: cache::FreeCache,
-    /// Owner-only: the epoch generation this heap last synchronised with.
-    gen: Cell<u64>,
+    /// Owner-only: the epoch generation this heap last synchronised with, packed with its byte
+    /// countdown to the next sample point (`countdown.rs`): the fast path's one test.
+    cd: Countdown,
     /// Shared (written by the owner only, Relaxed store; read by snapshots for the free cache):
     /// the era new allocations go to (0: not yet chosen).
     era: AtomicU64,
@@ -97,28 +99,34 @@ pub(crate) struct Heap {
     next: AtomicPtr<Heap>,
     /// Counters, written by the owner only.
     pub(crate) stats: HeapStats,
-    /// Owner-only: when the next allocation is sampled for the heap profile.
+    /// Owner-only: the heap profile's sampling state (the countdown itself is `cd`).
     sampler: Sampler,
 }
 
 impl Heap {
-    /// Counts one allocation of `class`: its per-class count, and the thread's allocated bytes
-    /// that per-label figures are charged from (`charge_label`: O(1) at every domain enter and
-    /// exit, instead of a pass over the classes).
+    /// Counts one allocation of `class` in its per-class count. (Its bytes, which per-label
+    /// figures are charged from, `charge_label`, count down in `cd` on the way in: the fast
+    /// path's test, or [`Heap::count_bytes`].)
     #[inline(always)]
     fn count_alloc(&self, class: SizeClass) {
         bump_owned(class.pick(&self.stats.allocs));
-        #[cfg(feature = "stats")]
-        self.sampler.count(class.object_size() as u64);
+    }
+
+    /// Counts the bytes of an allocation of `class` that did not come through
+    /// [`Heap::try_alloc_fast`] (a heap's first, served by the slow path). Owner only.
+    #[inline]
+    pub(crate) fn count_bytes(&self, class: SizeClass) {
+        self.cd.count(class.object_size() as u64);
     }
 
     /// Fast path: the object of `class` freed last (the free cache), else one from the head run
-    /// of the current bin. `None` means "take the slow path". Returns the object and whether
-    /// its bytes are known to be zero. Samples it for the heap profile when it reaches the
-    /// sample point (`size` bytes requested). Owner only.
+    /// of the current bin. `None` means "take the slow path", with the allocation's bytes
+    /// already counted: the epoch generation changed, the count reached a sample point (or the
+    /// end of its chunk), or the cache and the bin's run are empty. Returns the object and
+    /// whether its bytes are known to be zero. Owner only.
     #[inline(always)]
-    pub(crate) fn try_alloc_fast(&self, class: SizeClass, size: usize) -> Option<(NonNull<u8>, bool)> {
-        if self.gen.get() != GEN.load(Ordering::Relaxed) {
+    pub(crate) fn try_alloc_fast(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+        if !self.cd.count_and_test(class.object_bytes(), GEN.load(Ordering::Relaxed)) {
             return None;
         }
         let got = match self.cache_pop(class) {
@@ -128,21 +136,6 @@ impl Heap {
             None => unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?,
         };
         bump_owned(class.pick(&self.stats.allocs));
-        #[cfg(feature = "stats")]
-        {
-            // The countdown's borrow is the sample test: one branch on the flags of the
-            // subtraction that counts the bytes anyway.
-            let due = self.sampler.count_due(class.object_size() as u64);
-            #[cfg(feature = "profile")]
-            if due {
-                // Returns the object, so that the common path keeps it across no call; and
-                // calls it not known to be zero, so that the common path need not keep that
-                // either (zeroing it again is the conservative answer, once per sample).
-                return Some((self.sample_fast(got.0, size), false));
-            }
-            let _ = due;
-        }
-        let _ = size;
         Some(got)
     }
 
@@ -153,11 +146,8 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn maybe_sample_large(&self, p: *mut u8, size: usize) {
         #[cfg(feature = "profile")]
-        {
-            self.sampler.advance(size as u64);
-            if self.sampler.due() {
-                self.sample(p, size, false);
-            }
+        if self.cd.advance(size as u64) {
+            self.sample(p, size, false);
         }
         #[cfg(not(feature = "profile"))]
         let _ = (p, size);
@@ -174,41 +164,42 @@ impl Heap {
         let _ = size;
     }
 
-    /// The slow path's second half: samples `p` (of the size noted) if its allocation reached
-    /// the sample point.
+    /// The slow path's second half: when its allocation (`p`, of the size noted) crossed the
+    /// end of the countdown's chunk, moves on to the next chunk, or samples `p` if that was the
+    /// sample point.
     #[inline(always)]
     pub(crate) fn sample_after_slow(&self, p: *mut u8) {
-        #[cfg(feature = "profile")]
-        if self.sampler.due() {
-            self.sample_slow(p);
+        if self.cd.crossed() {
+            self.after_crossing(p);
         }
-        #[cfg(not(feature = "profile"))]
-        let _ = p;
     }
 
     #[cold]
     #[inline(never)]
-    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    fn sample_slow(&self, p: *mut u8) {
-        if !p.is_null() {
+    fn after_crossing(&self, p: *mut u8) {
+        if !self.cd.reached() {
+            return;
+        }
+        #[cfg(feature = "profile")]
+        if p.is_null() {
+            // Out of memory: the next allocation takes the point.
+            self.cd.set_gap(0);
+        } else {
             self.sample(p, self.sampler.noted_size(), true);
         }
-    }
-
-    /// [`Heap::sample`] for the fast path: returns the object it sampled.
-    #[cold]
-    #[inline(never)]
-    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    fn sample_fast(&self, p: NonNull<u8>, size: usize) -> NonNull<u8> {
-        self.sample(p.as_ptr(), size, true);
-        p
+        // No profiler: the countdown only counts bytes; a point as sampling-off draws it.
+        #[cfg(not(feature = "profile"))]
+        {
+            let _ = p;
+            self.cd.set_gap(crate::profile::OFF_GAP);
+        }
     }
 
     #[cold]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     fn sample(&self, p: *mut u8, size: usize, small: bool) {
         let era = self.era.load(Ordering::Relaxed);
-        if self.sampler.on_due(p, size, era, self.label.get()) && small {
+        if self.sampler.on_due(&self.cd, p, size, era, self.label.get()) && small {
             // SAFETY: p is a small object we just allocated: its segment header and slab
             // metadata are valid.
             let slab = unsafe { &*slab_of(header_of(p), p) };
@@ -237,7 +228,7 @@ impl Heap {
     pub(crate) fn alloc_slow(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
         let c = class.index();
         let mut epoch_changed = false;
-        if self.gen.get() != GEN.load(Ordering::Relaxed) {
+        if self.cd.stale(GEN.load(Ordering::Relaxed)) {
             epoch_changed = self.refresh();
         } else if let Some(slab) = NonNull::new(self.bins[c].get()) {
             // Not a slow-path event: the bin's next run or never-used cells serve the object.

@@ -93,7 +93,7 @@ fn adopt_or_create() -> *mut Heap {
         if heap.state.load(Ordering::Relaxed) == PARKED
             && heap.state.compare_exchange(PARKED, LIVE, Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
-            heap.gen.set(0);
+            heap.cd.force_stale();
             return h;
         }
         h = heap.next.load(Ordering::Acquire);

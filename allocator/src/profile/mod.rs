@@ -5,8 +5,9 @@
 //! the allocation that crosses it is sampled. So every allocated byte has the same chance of
 //! being sampled, and a sample of `s` bytes stands for `1 / (1 - exp(-s / mean))` objects of its
 //! kind (the estimate `stats_dump --profile` reports). The thread's count of allocated bytes
-//! (kept anyway, for labels) counts down to the next sample point (`Sampler`), so the test on
-//! the allocation path is one branch on the sign of a value just computed.
+//! (kept anyway, for labels) counts down to the next sample point, packed with the heap's epoch
+//! generation (`countdown.rs`): the allocation path's one test covers both, so sampling adds
+//! no instruction to it.
 //!
 //! A sample records the stack (return addresses, `unwind.rs` and `walk.rs`), size, era and label
 //! in the profile region (`table.rs`); freeing a sampled object removes it. Slabs that hold sampled
@@ -36,6 +37,7 @@ mod unwind;
 #[cfg(target_arch = "x86_64")]
 mod walk;
 
+use crate::countdown::Countdown;
 use table::{Table, H_DROPPED, H_SAMPLES, H_SITE_OVERFLOW, NO_SITE};
 
 /// The mean sampling interval when neither the builder nor the environment sets one.
@@ -69,16 +71,12 @@ static STATE: AtomicU8 = AtomicU8::new(0);
 /// Whether any object was ever sampled (large frees look for samples only then).
 static ANY: AtomicU8 = AtomicU8::new(0);
 
-/// A thread heap's sampling state, which is also its count of allocated bytes (object sizes):
-/// a countdown to the next sample point, as in tcmalloc, so that the allocation path pays one
-/// subtraction (which replaces the byte counter's addition) and one branch on its sign. All-zero
-/// is a fresh state: the first allocation takes the count below zero and draws the real point.
+/// A thread heap's sampling state beside its countdown to the next sample point (the heap's
+/// [`Countdown`], which is also its count of allocated bytes, as in tcmalloc: the allocation
+/// path pays the subtraction that counts the bytes anyway, and no branch of its own). All-zero
+/// is a fresh state: the first sample point reached seeds it and draws the real one.
 #[derive(Default)]
 pub(crate) struct Sampler {
-    /// Bytes left until the next sample point: below zero on the allocation that reaches it.
-    left: Cell<i64>,
-    /// The allocated-bytes count at the next sample point: `allocated = mark - left`.
-    mark: Cell<u64>,
     /// xorshift64* state (0: not seeded).
     rng: Cell<u64>,
     /// This thread is taking a sample now.
@@ -87,37 +85,11 @@ pub(crate) struct Sampler {
     size: Cell<usize>,
 }
 
-/// The gap to the next sample point while sampling is off: never reached in practice (2^62
-/// bytes), and then simply drawn again.
-const OFF_GAP: u64 = 1 << 62;
+/// The gap to the next sample point while sampling is off or compiled out: never reached in
+/// practice (2^62 bytes), and then simply drawn again.
+pub(crate) const OFF_GAP: u64 = 1 << 62;
 
 impl Sampler {
-    /// Counts `bytes` allocated (small objects; the allocation path).
-    #[inline(always)]
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
-    pub(crate) fn count(&self, bytes: u64) {
-        self.left.set(self.left.get().wrapping_sub(bytes as i64));
-    }
-
-    /// Counts `bytes` allocated and tells whether that reached the sample point (the
-    /// subtraction borrowed): the fast path's form of [`Sampler::count`] + [`Sampler::due`],
-    /// one branch on the subtraction's flags. The same test as `due` afterwards: `left` is at
-    /// most [`OFF_GAP`] before, so it borrows exactly when the result is negative.
-    #[inline(always)]
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
-    pub(crate) fn count_due(&self, bytes: u64) -> bool {
-        let (left, borrow) = (self.left.get() as u64).overflowing_sub(bytes);
-        self.left.set(left as i64);
-        borrow
-    }
-
-    /// Whether the allocation just counted reached the sample point (a sign test).
-    #[inline(always)]
-    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    pub(crate) fn due(&self) -> bool {
-        self.left.get() < 0
-    }
-
     /// Keeps the requested size of the allocation on the slow path.
     #[inline(always)]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
@@ -131,45 +103,22 @@ impl Sampler {
         self.size.get()
     }
 
-    /// Bytes (object sizes) of small objects this heap allocated so far.
-    #[inline]
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
-    pub(crate) fn allocated(&self) -> u64 {
-        self.mark.get().wrapping_sub(self.left.get() as u64)
-    }
-
-    /// Moves the next sample point `bytes` closer without counting them as allocated: large
-    /// objects take their share of the interval this way.
-    #[inline]
-    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-    pub(crate) fn advance(&self, bytes: u64) {
-        self.left.set(self.left.get().wrapping_sub(bytes as i64));
-        self.mark.set(self.mark.get().wrapping_sub(bytes));
-    }
-
-    /// The next sample point lies `gap` bytes ahead.
-    fn set_gap(&self, gap: u64) {
-        let now = self.allocated();
-        self.left.set(gap as i64);
-        self.mark.set(now.wrapping_add(gap));
-    }
-
-    /// Called when `due`: samples object `p` of `size` bytes (allocated in `era`, with label id
-    /// `label` + 1 or 0) and draws the next sample point. Returns whether `p` is now a recorded
+    /// Called when the countdown `cd` reached the sample point: samples object `p` of `size`
+    /// bytes (allocated in `era`, with label id `label` + 1 or 0) and draws the next point. Returns whether `p` is now a recorded
     /// sample (its slab must then be tagged).
     #[cold]
     #[inline(never)]
-    pub(crate) fn on_due(&self, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
+    pub(crate) fn on_due(&self, cd: &Countdown, p: *mut u8, size: usize, era: u64, label: u8) -> bool {
         if self.busy.get() {
             // Not sampled (this thread is sampling): the next allocation reaches the point again.
-            self.set_gap(0);
+            cd.set_gap(0);
             return false;
         }
         self.busy.set(true);
         let mean = mean(BUILDER.load(Ordering::Relaxed));
         let mut kept = false;
         if mean == 0 {
-            self.set_gap(OFF_GAP);
+            cd.set_gap(OFF_GAP);
         } else {
             if self.rng.get() == 0 {
                 // First sample point of this heap: seed, and start the real countdown (the
@@ -180,7 +129,7 @@ impl Sampler {
                 kept = record(p, size, era, label, mean);
             }
             let gap = self.draw(mean);
-            self.set_gap(gap);
+            cd.set_gap(gap);
         }
         self.busy.set(false);
         kept
