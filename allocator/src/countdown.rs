@@ -23,7 +23,6 @@
 //! (a bin refill, or at most 16 MiB later the end of a chunk), which compares the full `gen`.
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How far each change of `ring::GEN` moves it, and the length of a countdown chunk. Larger
 /// than any small object (32 KiB), so one subtraction borrows out of `left` at most once.
@@ -33,12 +32,8 @@ pub(crate) const STEP: u64 = 1 << 24;
 /// lags any `GEN` (which starts at [`STEP`]), so the first allocation takes the slow path.
 #[derive(Default)]
 pub(crate) struct Countdown {
-    /// `gen + left` (wrapping). Owner-only like the rest: an atomic only for the code it gets
-    /// (Relaxed, plain moves on every target). A `Cell` lets the compiler keep the new value in
-    /// a register, so the fast path's test became a load, subtract, store and compare; with
-    /// relaxed accesses it is a subtract into memory and a compare from memory (`sub [key], r;
-    /// cmp [key], r`), one instruction fewer than the two events tested apart.
-    key: AtomicU64,
+    /// `gen + left` (wrapping).
+    key: Cell<u64>,
     /// The generation last synchronised with (a multiple of [`STEP`], wrapping).
     gen: Cell<u64>,
     /// The part of the gap to the next sample point beyond the current chunk.
@@ -48,16 +43,54 @@ pub(crate) struct Countdown {
 }
 
 impl Countdown {
+    /// Where `key` lies in a `Countdown` (for [`Countdown::count_and_test`]'s `KEY_AT`).
+    pub(crate) const KEY_OFFSET: usize = core::mem::offset_of!(Countdown, key);
+
     /// The fast path's test: counts `bytes` allocated (with `stats`) and tells whether the
     /// allocation may stay on the fast path against the global generation `global`. When it may
     /// not, the bytes are counted all the same: the slow path serves the same allocation.
+    ///
+    /// `base` is the address of the struct that holds this countdown, at `KEY_AT` bytes below
+    /// its `key` (the heap, whose address the fast path has in a register anyway): so the key is
+    /// addressed from it with no instruction of its own.
     #[inline(always)]
-    pub(crate) fn count_and_test(&self, bytes: u64, global: u64) -> bool {
-        #[cfg(feature = "stats")]
-        self.key.store(self.key.load(Relaxed).wrapping_sub(bytes), Relaxed);
-        #[cfg(not(feature = "stats"))]
-        let _ = bytes;
-        self.key.load(Relaxed).wrapping_sub(global) as i64 >= 0
+    pub(crate) fn count_and_test<const KEY_AT: usize>(&self, base: *const u8, bytes: u64, global: u64) -> bool {
+        debug_assert_eq!(base.wrapping_add(KEY_AT), self.key.as_ptr().cast_const().cast::<u8>());
+        // On x86_64 in assembly: a subtract into memory, a compare from memory and the branch, as
+        // many instructions as the generation's test and the byte count took apart before the
+        // sample point shared them. From Rust the compiler keeps the new key in a register (a
+        // load, subtract, store and compare: two more), and it does not fold an atomic or
+        // volatile reload into the compare.
+        #[cfg(all(feature = "stats", target_arch = "x86_64", not(miri)))]
+        {
+            // SAFETY: `base + KEY_AT` is this countdown's `key` (the caller's contract, checked
+            // in debug builds), valid for reads and writes, and only its owner thread (this one)
+            // touches it; the assembly reads and writes that word alone, uses no stack and
+            // changes only the flags (which asm! assumes clobbered).
+            unsafe {
+                core::arch::asm!(
+                    "sub qword ptr [{base} + {at}], {bytes}",
+                    "cmp qword ptr [{base} + {at}], {global}",
+                    "js {slow}",
+                    base = in(reg) base,
+                    at = const KEY_AT,
+                    bytes = in(reg) bytes,
+                    global = in(reg) global,
+                    slow = label { return false; },
+                    options(nostack),
+                );
+            }
+            true
+        }
+        #[cfg(not(all(feature = "stats", target_arch = "x86_64", not(miri))))]
+        {
+            let _ = base;
+            #[cfg(feature = "stats")]
+            self.key.set(self.key.get().wrapping_sub(bytes));
+            #[cfg(not(feature = "stats"))]
+            let _ = bytes;
+            self.key.get().wrapping_sub(global) as i64 >= 0
+        }
     }
 
     /// Counts `bytes` allocated, for an allocation that did not go through
@@ -65,7 +98,7 @@ impl Countdown {
     #[inline]
     pub(crate) fn count(&self, bytes: u64) {
         if cfg!(feature = "stats") {
-            self.key.store(self.key.load(Relaxed).wrapping_sub(bytes), Relaxed);
+            self.key.set(self.key.get().wrapping_sub(bytes));
         }
     }
 
@@ -93,11 +126,11 @@ impl Countdown {
     /// Bytes to the end of the current chunk; negative just after an allocation crossed it.
     #[inline]
     fn left(&self) -> i64 {
-        self.key.load(Relaxed).wrapping_sub(self.gen.get()) as i64
+        self.key.get().wrapping_sub(self.gen.get()) as i64
     }
 
     fn set_left(&self, left: i64) {
-        self.key.store(self.gen.get().wrapping_add(left as u64), Relaxed);
+        self.key.set(self.gen.get().wrapping_add(left as u64));
     }
 
     /// Whether the last allocation counted crossed the end of the current chunk: the slow path
@@ -161,13 +194,17 @@ impl Countdown {
 mod tests {
     use super::*;
 
+    fn t(c: &Countdown, bytes: u64, global: u64) -> bool {
+        c.count_and_test::<{ Countdown::KEY_OFFSET }>(core::ptr::from_ref(c).cast(), bytes, global)
+    }
+
     #[test]
     fn fresh_takes_the_slow_path_then_stays_fast() {
         let c = Countdown::default();
-        assert!(!c.count_and_test(64, STEP), "a fresh heap lags the first generation");
+        assert!(!t(&c, 64, STEP), "a fresh heap lags the first generation");
         c.sync(STEP);
         c.set_gap(1000);
-        assert!(c.count_and_test(64, STEP));
+        assert!(t(&c, 64, STEP));
         assert_eq!(c.allocated(), 128);
     }
 
@@ -176,13 +213,13 @@ mod tests {
         let c = Countdown::default();
         c.sync(STEP);
         c.set_gap(STEP - 1);
-        assert!(c.count_and_test(32, STEP));
-        assert!(!c.count_and_test(32, 2 * STEP), "the test must see GEN move by one step");
+        assert!(t(&c, 32, STEP));
+        assert!(!t(&c, 32, 2 * STEP), "the test must see GEN move by one step");
         assert!(c.stale(2 * STEP) && !c.crossed());
         c.sync(2 * STEP);
         assert!(!c.stale(2 * STEP));
         assert_eq!(c.allocated(), 64);
-        assert!(c.count_and_test(32, 2 * STEP));
+        assert!(t(&c, 32, 2 * STEP));
     }
 
     #[test]
@@ -190,12 +227,12 @@ mod tests {
         let c = Countdown::default();
         c.sync(STEP);
         c.set_gap(100);
-        assert!(c.count_and_test(64, STEP));
-        assert!(!c.count_and_test(64, STEP), "128 bytes pass a point 100 bytes ahead");
+        assert!(t(&c, 64, STEP));
+        assert!(!t(&c, 64, STEP), "128 bytes pass a point 100 bytes ahead");
         assert!(!c.stale(STEP) && c.crossed() && c.reached());
         c.set_gap(1000);
         assert!(!c.crossed());
-        assert!(c.count_and_test(64, STEP));
+        assert!(t(&c, 64, STEP));
         assert_eq!(c.allocated(), 192);
     }
 
@@ -209,7 +246,7 @@ mod tests {
         let mut total = 0u64;
         loop {
             total += 32 << 10;
-            if !c.count_and_test(32 << 10, STEP) {
+            if !t(&c, 32 << 10, STEP) {
                 assert!(c.crossed());
                 if c.reached() {
                     break;
@@ -228,18 +265,18 @@ mod tests {
         let near_wrap = 0u64.wrapping_sub(STEP);
         c.sync(near_wrap);
         c.set_gap(500);
-        assert!(c.count_and_test(100, near_wrap));
+        assert!(t(&c, 100, near_wrap));
         // GEN wraps past zero: still a change.
-        assert!(!c.count_and_test(100, 0));
+        assert!(!t(&c, 100, 0));
         c.sync(0);
-        assert!(c.count_and_test(100, 0));
+        assert!(t(&c, 100, 0));
         c.force_stale();
-        assert!(c.stale(0) && !c.count_and_test(100, 0));
+        assert!(c.stale(0) && !t(&c, 100, 0));
         c.sync(0);
         assert_eq!(c.allocated(), 400);
         assert!(!c.crossed());
-        assert!(c.count_and_test(100, 0), "500 bytes only reach a point 500 ahead");
-        assert!(!c.count_and_test(8, 0) && c.crossed() && c.reached());
+        assert!(t(&c, 100, 0), "500 bytes only reach a point 500 ahead");
+        assert!(!t(&c, 8, 0) && c.crossed() && c.reached());
     }
 
     #[test]

@@ -126,7 +126,9 @@ impl Heap {
     /// whether its bytes are known to be zero. Owner only.
     #[inline(always)]
     pub(crate) fn try_alloc_fast(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
-        if !self.cd.count_and_test(class.object_bytes(), GEN.load(Ordering::Relaxed)) {
+        const KEY_AT: usize = core::mem::offset_of!(Heap, cd) + Countdown::KEY_OFFSET;
+        let base = ptr::from_ref(self).cast::<u8>();
+        if !self.cd.count_and_test::<KEY_AT>(base, class.object_bytes(), GEN.load(Ordering::Relaxed)) {
             return None;
         }
         let got = match self.cache_pop(class) {
