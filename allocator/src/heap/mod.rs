@@ -232,6 +232,13 @@ impl Heap {
         let mut epoch_changed = false;
         if self.cd.stale(GEN.load(Ordering::Relaxed)) {
             epoch_changed = self.refresh();
+        } else if let Some(p) = self.cache_pop(class) {
+            // Not a slow-path event either: the fast path left for the end of a countdown chunk
+            // (a sample point) with objects in the cache. The object it would have taken, so
+            // that sampling changes nothing of which cells are used.
+            self.count_alloc(class);
+            // SAFETY: cached objects are objects this allocator handed out: non-null.
+            return Some((unsafe { NonNull::new_unchecked(p) }, false));
         } else if let Some(slab) = NonNull::new(self.bins[c].get()) {
             // Not a slow-path event: the bin's next run or never-used cells serve the object.
             // SAFETY: bins hold slabs this heap owns.
