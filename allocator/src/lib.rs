@@ -149,6 +149,10 @@ fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, config: &TemporalSlab) 
     profile::note_builder(config.profile_sample);
     // Before the slow path may map memory: the reclaimer starts with the first mapping.
     reclaim::ensure_started();
+    if let Some((p, zeroed)) = heap.alloc_sampled(class) {
+        reclaim::after_slow_path();
+        return (p.as_ptr(), zeroed);
+    }
     let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
     heap.sample_after_slow(got.0);
     // Last, with the heap's state consistent: this may advance and close epochs.

@@ -122,8 +122,9 @@ pub(crate) struct SlabMeta {
     /// of them (every free looks, until they are freed). Sharing the word makes the test free
     /// where it matters: a local free compares the whole word with the heap's era before it
     /// caches the object, so a tagged slab fails that compare and takes the path that tests the
-    /// tag. Owner adds tags, any freeing thread removes them (atomic read-modify-writes; the era
-    /// is re-stamped the same way).
+    /// tag. The allocating thread adds tags (the owner; for samples, which live in the fallback
+    /// heap's slabs, the sampling thread), any freeing thread removes them (atomic
+    /// read-modify-writes; the era is re-stamped the same way).
     era: AtomicU64,
     /// Owner-only: links in the owner heap's lists (partial or empty cache), or the pool's list.
     pub(crate) next: Cell<*mut SlabMeta>,
@@ -209,7 +210,7 @@ impl SlabMeta {
         });
     }
 
-    /// Owner: object `p` of this slab is now a recorded sample.
+    /// Object `p` of this slab, not yet handed out, is now a recorded sample.
     pub(crate) fn note_sampled(&self, p: *mut u8) {
         let tag = Self::sample_tag(p);
         self.update_tags(|c| match c {

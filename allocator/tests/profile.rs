@@ -102,4 +102,33 @@ fn live_estimates_follow_what_the_program_holds() {
     let p = profile();
     assert!(p.live.iter().all(|s| !(900..904).contains(&s.size)), "all freed");
     assert!(p.samples > 1000);
+
+    // Sampled objects live apart from the thread's own slabs (the fallback heap's), but in the
+    // epoch they were allocated in: a sample still pins a closed phase as it would unsampled.
+    // Another thread first samples in an older epoch (its domain's), so the shared heap must
+    // switch back for this thread's samples. 2 MiB of 1 KiB objects, about 64 sampled, all kept.
+    let old = temporal_slab::epoch::advance();
+    let in_old = EpochDomain::on(old, None);
+    let e = temporal_slab::epoch::advance();
+    let theirs = thread::scope(|s| {
+        s.spawn(|| {
+            let _in = in_old.enter();
+            plant(1 << 10, 1024)
+        })
+        .join()
+        .unwrap()
+    });
+    let n = 2 << 10;
+    let mut held: Vec<Vec<u8>> = Vec::with_capacity(n);
+    for i in 0..n {
+        held.push(vec![i as u8; 1024]);
+    }
+    temporal_slab::epoch::advance();
+    temporal_slab::epoch::close(e);
+    let s = temporal_slab::snapshot();
+    let live: u64 = s.epochs.iter().filter(|x| x.era == e.era()).map(|x| x.live_bytes).sum();
+    assert!(live >= (n * 1024) as u64, "the closed epoch holds {live} live bytes of {}", n * 1024);
+    assert!(profile().live.iter().filter(|s| s.size == 1024 && s.era == e.era()).count() > 10);
+    drop(theirs);
+    drop(held);
 }

@@ -103,6 +103,14 @@ impl Sampler {
         self.size.get()
     }
 
+    /// Whether [`Sampler::on_due`] would record the allocation at the sample point now (not
+    /// while this thread samples, nor with sampling off, nor at a heap's first point, which
+    /// only seeds it).
+    #[cfg_attr(not(feature = "profile"), allow(dead_code))]
+    pub(crate) fn will_record(&self) -> bool {
+        !self.busy.get() && self.rng.get() != 0 && mean(BUILDER.load(Ordering::Relaxed)) != 0
+    }
+
     /// Called when the countdown `cd` reached the sample point: samples object `p` of `size`
     /// bytes (allocated in `era`, with label id `label` + 1 or 0) and draws the next point. Returns whether `p` is now a recorded
     /// sample (its slab must then be tagged).
