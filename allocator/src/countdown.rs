@@ -60,7 +60,8 @@ impl Countdown {
         // many instructions as the generation's test and the byte count took apart before the
         // sample point shared them. From Rust the compiler keeps the new key in a register (a
         // load, subtract, store and compare: two more), and it does not fold an atomic or
-        // volatile reload into the compare.
+        // volatile reload into the compare. (A `label` operand, asm goto: Rust 1.87, the
+        // workspace's rust-version.)
         #[cfg(all(feature = "stats", target_arch = "x86_64", not(miri)))]
         {
             // SAFETY: `base + KEY_AT` is this countdown's `key` (the caller's contract, checked
