@@ -45,7 +45,7 @@ static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 impl PageSource for Mmap {
     fn map(&self, len: usize, align: usize) -> Option<NonNull<u8>> {
         let page = self.page_size();
-        debug_assert!(len % page == 0 && align.is_power_of_two() && align >= page);
+        debug_assert!(len.is_multiple_of(page) && align.is_power_of_two() && align >= page);
         let extra = if align > page { align } else { 0 };
         let total = len.checked_add(extra)?;
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing has no

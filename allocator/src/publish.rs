@@ -47,7 +47,7 @@ pub(crate) const H_PUBLISHES: usize = 9;
 pub(crate) const H_INTERVAL: usize = 10;
 
 pub(crate) const BODY_WORDS: usize = core::mem::size_of::<RawSnapshot>() / 8;
-const _: () = assert!(core::mem::size_of::<RawSnapshot>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<RawSnapshot>().is_multiple_of(8));
 
 static REGION: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 static REGION_LEN: AtomicUsize = AtomicUsize::new(0);

@@ -167,7 +167,7 @@ const fn build_c_lut() -> [u8; 129] {
     let mut i = 2;
     while i < 129 {
         let mut c = lut[i] as usize;
-        while CLASS_SIZES[c] % 16 != 0 {
+        while !CLASS_SIZES[c].is_multiple_of(16) {
             c += 1;
         }
         lut[i] = c as u8;
@@ -218,7 +218,7 @@ pub fn class_for(size: usize, align: usize) -> Option<SizeClass> {
     }
     let mut c = class_of_size(rounded).index();
     while c < NUM_CLASSES {
-        if CLASS_SIZES[c] as usize % align == 0 {
+        if (CLASS_SIZES[c] as usize).is_multiple_of(align) {
             return Some(SizeClass(c as u8));
         }
         c += 1;

@@ -69,7 +69,7 @@ fn worker(id: usize, tx: Sender<Vec<Obj>>, rx: Receiver<Vec<Obj>>) -> [u64; NUM_
         } else {
             mine.push(obj);
         }
-        if mine.len() > 2000 || (r >> 50) % 4 == 0 {
+        if mine.len() > 2000 || (r >> 50).is_multiple_of(4) {
             if let Some(o) = (!mine.is_empty()).then(|| mine.swap_remove((r >> 20) as usize % mine.len())) {
                 o.check();
             }

@@ -105,7 +105,7 @@ fn request(id: u64, cache: &Mutex<VecDeque<String>>) {
     let body = vec![id as u8; 1 + (id as usize * 131) % 20_000];
     std::hint::black_box((&counts, &body));
     // 1% of requests leave something behind in a bounded cache.
-    if id % 100 == 0 {
+    if id.is_multiple_of(100) {
         let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
         c.push_back(format!("session-{id}-{}", words[0]));
         if c.len() > 1000 {
