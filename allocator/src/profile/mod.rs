@@ -86,6 +86,8 @@ pub(crate) struct Sampler {
     busy: Cell<bool>,
     /// The requested size of the allocation on the slow path (see `Heap::note_slow_size`).
     size: Cell<usize>,
+    /// This thread's stack bounds and walk count (`walk.rs`).
+    stack: unwind::Stack,
 }
 
 /// The gap to the next sample point while sampling is off or compiled out: never reached in
@@ -137,7 +139,7 @@ impl Sampler {
                 let seed = (core::ptr::from_ref(self).addr() as u64) ^ crate::os::monotonic_ns().rotate_left(32);
                 self.rng.set(seed | 1);
             } else {
-                kept = record(p, size, era, label, mean);
+                kept = record(p, size, era, label, mean, &self.stack);
             }
             let gap = self.draw(mean);
             cd.set_gap(gap);
@@ -318,10 +320,10 @@ fn create() -> *mut AtomicU64 {
 static FD: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Records a sample; false when it could not be kept as live (no region, or no slot).
-fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64) -> bool {
+fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64, stack: &unwind::Stack) -> bool {
     let Some(t) = table() else { return false };
     let mut pcs = [0u64; table::DEPTH];
-    let n = unwind::capture(&mut pcs, OWN_FRAMES);
+    let n = unwind::capture(&mut pcs, OWN_FRAMES, stack);
     t.bump(H_SAMPLES);
     let site = t.site(&pcs[..n]);
     let w = weight(size as u64, mean);

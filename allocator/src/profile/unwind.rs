@@ -53,16 +53,24 @@ extern "C" fn on_frame(ctx: *mut Ctx, arg: *mut c_void) -> i32 {
 /// Writes the return addresses of the calling stack into `out`, innermost first, leaving out
 /// `skip` innermost frames (and this function's own); returns how many were written.
 #[inline(never)]
-pub(crate) fn capture(out: &mut [u64], skip: usize) -> usize {
+pub(crate) fn capture(out: &mut [u64], skip: usize, stack: &Stack) -> usize {
     if out.is_empty() {
         return 0;
     }
     #[cfg(target_arch = "x86_64")]
-    if let Some(n) = super::walk::walk(out, skip) {
+    if let Some(n) = super::walk::walk(out, skip, stack) {
         return n;
     }
+    let _ = stack;
     libgcc(out, skip)
 }
+
+/// The capturing thread's stack state for the walk (`walk::Stack`; nothing elsewhere).
+#[cfg(target_arch = "x86_64")]
+pub(crate) use super::walk::Stack;
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Default)]
+pub(crate) struct Stack;
 
 /// [`capture`] by libgcc's `_Unwind_Backtrace`; inlined, so the first frame left out is the
 /// caller's.
@@ -79,7 +87,7 @@ pub(crate) fn libgcc(out: &mut [u64], skip: usize) -> usize {
 mod tests {
     #[inline(never)]
     fn two_deep(out: &mut [u64]) -> usize {
-        super::capture(out, 0)
+        super::capture(out, 0, &super::Stack::default())
     }
 
     #[test]
