@@ -86,17 +86,14 @@ impl Countdown {
         #[cfg(not(all(feature = "stats", target_arch = "x86_64", not(miri))))]
         {
             let _ = base;
-            #[cfg(feature = "stats")]
-            self.key.set(self.key.get().wrapping_sub(bytes));
-            #[cfg(not(feature = "stats"))]
-            let _ = bytes;
+            self.count(bytes);
             self.key.get().wrapping_sub(global) as i64 >= 0
         }
     }
 
     /// Counts `bytes` allocated, for an allocation that did not go through
     /// [`Countdown::count_and_test`] (a heap's first, served by the slow path).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn count(&self, bytes: u64) {
         if cfg!(feature = "stats") {
             self.key.set(self.key.get().wrapping_sub(bytes));
@@ -145,7 +142,7 @@ impl Countdown {
     /// false, or returns true when the whole gap is used up (the allocation just counted
     /// reached the sample point: the caller samples it, or not, and draws the next gap).
     pub(crate) fn reached(&self) -> bool {
-        let remaining = self.left().wrapping_add(self.rest.get() as i64);
+        let remaining = self.remaining();
         if remaining < 0 {
             return true;
         }
@@ -158,7 +155,7 @@ impl Countdown {
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn advance(&self, bytes: u64) -> bool {
         let now = self.allocated();
-        let remaining = self.left().wrapping_add(self.rest.get() as i64).wrapping_sub(bytes as i64);
+        let remaining = self.remaining().wrapping_sub(bytes as i64);
         if remaining < 0 {
             // Crossed (by one byte, as far as `left` shows) until the caller draws the next gap;
             // `mark` keeps `allocated` where it was.
@@ -174,7 +171,12 @@ impl Countdown {
 
     /// The thread's allocated bytes (small objects) so far, wrapping.
     pub(crate) fn allocated(&self) -> u64 {
-        self.mark.get().wrapping_sub(self.left().wrapping_add(self.rest.get() as i64) as u64)
+        self.mark.get().wrapping_sub(self.remaining() as u64)
+    }
+
+    /// Bytes to the sample point: the current chunk's and the rest of the gap.
+    fn remaining(&self) -> i64 {
+        self.left().wrapping_add(self.rest.get() as i64)
     }
 
     /// The next sample point lies `gap` bytes ahead.

@@ -116,7 +116,7 @@ impl Heap {
     /// [`Heap::try_alloc_fast`] (a heap's first, served by the slow path). Owner only.
     #[inline]
     pub(crate) fn count_bytes(&self, class: SizeClass) {
-        self.cd.count(class.object_size() as u64);
+        self.cd.count(class.object_bytes());
     }
 
     /// Fast path: the object of `class` freed last (the free cache), else one from the head run
