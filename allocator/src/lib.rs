@@ -145,14 +145,17 @@ fn alloc_small_without_heap(class: SizeClass, size: usize, config: &TemporalSlab
 #[cold]
 #[inline(never)]
 fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
-    reclaim::configure(config.auto_advance);
-    profile::note_builder(config.profile_sample);
-    // Before the slow path may map memory: the reclaimer starts with the first mapping.
-    reclaim::ensure_started();
+    // A sample point first, before the three settings below: each is a line of its own, cold
+    // at a sample, and a sample is recorded only by a heap whose earlier slow path (its first
+    // sample point, which only seeds the sampler) already applied them.
     if let Some((p, zeroed)) = heap.alloc_sampled(class) {
         reclaim::after_slow_path();
         return (p.as_ptr(), zeroed);
     }
+    reclaim::configure(config.auto_advance);
+    profile::note_builder(config.profile_sample);
+    // Before the slow path may map memory: the reclaimer starts with the first mapping.
+    reclaim::ensure_started();
     let got = heap.alloc_slow(class).map_or((ptr::null_mut(), false), |(p, z)| (p.as_ptr(), z));
     heap.sample_after_slow(got.0);
     // Last, with the heap's state consistent: this may advance and close epochs.

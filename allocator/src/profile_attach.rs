@@ -6,8 +6,8 @@ use std::fs::File;
 use crate::attach::{first_region, read_words, AttachError};
 use crate::profile::table::{
     site_at, BUSY, DEPTH, FIXED, HEADER_WORDS, H_DEPTH, H_DROPPED, H_LIVE, H_MAGIC, H_MEAN, H_PID, H_SAMPLES, H_SITES,
-    H_SITE_OVERFLOW, H_VERSION, H_WORDS, LAYOUT_VERSION, LIVE, LIVE_KEYS, LIVE_VALUES, LIVE_WORDS, MAGIC, MEMFD_NAME,
-    NO_SITE, SITES, WORDS,
+    H_SITE_OVERFLOW, H_VERSION, H_WORDS, LAYOUT_VERSION, LIVE, LIVE_AT, LIVE_WORDS, MAGIC, MEMFD_NAME, NO_SITE, SITES,
+    WORDS,
 };
 use crate::profile::weight;
 
@@ -71,8 +71,8 @@ pub fn profile_of(pid: u32) -> Result<Profile, AttachError> {
 /// This process's own heap profile (`None`: no sample taken yet, or sampling off).
 pub fn own_profile() -> Option<Profile> {
     let words = crate::profile::own_region();
-    let keys = words.get(LIVE_KEYS..LIVE_KEYS + LIVE)?.to_vec();
-    parse(&words, &keys, std::process::id()).ok().flatten()
+    let again = words.get(LIVE_AT..)?.to_vec();
+    parse(&words, &again, std::process::id()).ok().flatten()
 }
 
 fn read_file(file: &File, pid: u32) -> Result<Option<Profile>, AttachError> {
@@ -89,13 +89,13 @@ fn read_file(file: &File, pid: u32) -> Result<Option<Profile>, AttachError> {
     if !read_words(file, 0, &mut words).map_err(io)? {
         return Err(AttachError::Truncated(pid));
     }
-    // The keys again, after the values: an entry freed or reused while the values were copied
-    // has another key now and is left out.
-    let mut keys = vec![0u64; LIVE];
-    if !read_words(file, LIVE_KEYS, &mut keys).map_err(io)? {
+    // The live entries again, after the first copy: an entry freed or reused while its values
+    // were copied has another key now and is left out.
+    let mut again = vec![0u64; LIVE * LIVE_WORDS];
+    if !read_words(file, LIVE_AT, &mut again).map_err(io)? {
         return Err(AttachError::Truncated(pid));
     }
-    parse(&words, &keys, pid)
+    parse(&words, &again, pid)
 }
 
 fn check_layout(header: &[u64], pid: u32) -> Result<(), AttachError> {
@@ -111,8 +111,8 @@ fn check_layout(header: &[u64], pid: u32) -> Result<(), AttachError> {
     }
 }
 
-/// Parses a copied region; `keys`: the live keys read after the rest.
-fn parse(words: &[u64], keys: &[u64], pid: u32) -> Result<Option<Profile>, AttachError> {
+/// Parses a copied region; `again`: its live entries copied again after it.
+fn parse(words: &[u64], again: &[u64], pid: u32) -> Result<Option<Profile>, AttachError> {
     if words.len() < WORDS || words[H_MAGIC] != MAGIC {
         return Ok(None);
     }
@@ -145,12 +145,12 @@ fn parse(words: &[u64], keys: &[u64], pid: u32) -> Result<Option<Profile>, Attac
         *to = Some(i);
     }
     let mut live = Vec::new();
-    for (i, &key) in keys.iter().enumerate() {
-        if key == 0 || key == BUSY || words[LIVE_KEYS + i] != key {
+    for (i, entry) in words[LIVE_AT..LIVE_AT + LIVE * LIVE_WORDS].chunks_exact(LIVE_WORDS).enumerate() {
+        let key = entry[0];
+        if key == 0 || key == BUSY || again.get(i * LIVE_WORDS) != Some(&key) {
             continue;
         }
-        let v = &words[LIVE_VALUES + i * LIVE_WORDS..LIVE_VALUES + (i + 1) * LIVE_WORDS];
-        let (size, site, era, label) = (v[0], v[1], v[2], v[3]);
+        let (size, site, era, label) = (entry[1], entry[2], entry[3] >> 8, entry[3] & 0xff);
         let site = if site == NO_SITE { None } else { slot_to_site.get(site as usize).copied().flatten() };
         let w = weight(size, mean);
         live.push(LiveSample {

@@ -94,6 +94,7 @@ fn adopt_or_create() -> *mut Heap {
             && heap.state.compare_exchange(PARKED, LIVE, Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
             heap.cd.force_stale();
+            heap.sampler.new_thread();
             return h;
         }
         h = heap.next.load(Ordering::Acquire);

@@ -35,10 +35,13 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
+mod math;
 pub mod table;
 mod unwind;
 #[cfg(target_arch = "x86_64")]
 mod walk;
+
+pub(crate) use math::weight;
 
 use crate::countdown::Countdown;
 use table::{Table, H_DROPPED, H_SAMPLES, H_SITE_OVERFLOW, NO_SITE};
@@ -102,6 +105,11 @@ impl Sampler {
         self.size.set(size);
     }
 
+    /// A heap with this sampler was adopted by a new thread.
+    pub(crate) fn new_thread(&self) {
+        self.stack.new_thread();
+    }
+
     /// The size kept by [`Sampler::note_size`].
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn noted_size(&self) -> usize {
@@ -155,11 +163,7 @@ impl Sampler {
         x ^= x << 25;
         x ^= x >> 27;
         self.rng.set(x);
-        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        // Uniform in (0, 1]: never 0, so the logarithm is finite.
-        let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
-        let gap = -ln(u) * mean as f64;
-        (gap as u64).clamp(1, 1 << 48)
+        math::exponential(x.wrapping_mul(0x2545_f491_4f6c_dd1d), mean)
     }
 }
 
@@ -200,69 +204,6 @@ fn mean(builder: u64) -> u64 {
     match MEAN.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed) {
         Ok(_) => m,
         Err(now) => now,
-    }
-}
-
-// The natural logarithm and exponential the sampler needs, written here rather than taken from
-// `f64::ln` / `f64::exp`: those call libm's `log` and `exp`, and those two calls were the only
-// reason `libtemporal_slab.so` loaded libm into every C program (about 470 KiB of RSS in a
-// small one). Accurate to about 1e-12 relative, far past what drawing sample gaps needs.
-
-const LN_2: f64 = core::f64::consts::LN_2;
-
-/// `ln(x)` for a normal (not subnormal), finite `x > 0` (the sampler's uniform draw, in (0, 1]).
-fn ln(x: f64) -> f64 {
-    // x = m * 2^e with m in [sqrt(1/2), sqrt(2)); ln(m) = 2 atanh(s), s = (m - 1) / (m + 1),
-    // |s| < 0.172, by its odd series.
-    let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
-    if m > core::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
-    let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    let mut term = s;
-    let mut sum = 0.0;
-    let mut k = 1.0;
-    while k < 26.0 {
-        sum += term / k;
-        term *= s2;
-        k += 2.0;
-    }
-    e as f64 * LN_2 + 2.0 * sum
-}
-
-/// `exp(x)` for `x <= 0` (the weight's `exp(-size / mean)`); 0 below about -708.
-fn exp(x: f64) -> f64 {
-    if x < -708.0 {
-        return 0.0;
-    }
-    // x = k ln 2 + r with |r| <= ln 2 / 2; exp(r) by its series, then times 2^k.
-    let k = (x / LN_2).round();
-    let r = x - k * LN_2;
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut n = 1.0;
-    while n < 18.0 {
-        term *= r / n;
-        sum += term;
-        n += 1.0;
-    }
-    sum * f64::from_bits(((k as i64 + 1023) as u64) << 52)
-}
-
-/// The weight of one sample of `size` bytes: how many such objects it stands for.
-pub(crate) fn weight(size: u64, mean: u64) -> f64 {
-    if mean == 0 {
-        return 1.0;
-    }
-    let q = 1.0 - exp(-(size as f64) / mean as f64);
-    if q <= 0.0 {
-        1.0
-    } else {
-        1.0 / q
     }
 }
 
@@ -322,17 +263,20 @@ static FD: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Records a sample; false when it could not be kept as live (no region, or no slot).
 fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64, stack: &unwind::Stack) -> bool {
     let Some(t) = table() else { return false };
-    let mut pcs = [0u64; table::DEPTH];
-    let n = unwind::capture(&mut pcs, OWN_FRAMES, stack);
+    let mut buf = [core::mem::MaybeUninit::uninit(); table::DEPTH];
+    let pcs = unwind::capture(&mut buf, OWN_FRAMES, stack);
     t.bump(H_SAMPLES);
-    let site = t.site(&pcs[..n]);
-    let w = weight(size as u64, mean);
+    let site = t.site(pcs);
     match site {
-        Some(i) => t.add_to_site(i, w, w * size as f64),
+        Some(i) => {
+            let (objects, bytes) = math::estimates(size as u64, mean);
+            t.add_to_site(i, objects, bytes);
+        }
         None => t.bump(H_SITE_OVERFLOW),
     }
     let site = site.map_or(NO_SITE, |i| i as u64);
-    if !t.insert_live(p.addr() as u64, [size as u64, site, era, label as u64]) {
+    // Eras stay far below 2^56 (one a nanosecond would take two years).
+    if !t.insert_live(p.addr() as u64, [size as u64, site, era << 8 | label as u64]) {
         t.bump(H_DROPPED);
         return false;
     }
@@ -400,32 +344,6 @@ pub(crate) fn after_fork_in_child() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn weights_grow_for_objects_small_against_the_mean() {
-        assert!((weight(1 << 30, 512 << 10) - 1.0).abs() < 1e-9, "huge objects are always sampled");
-        let w = weight(64, 512 << 10);
-        assert!((w - (512 << 10) as f64 / 64.0).abs() / w < 0.001, "small: about mean / size, got {w}");
-        assert_eq!(weight(64, 0), 1.0);
-    }
-
-    #[test]
-    fn ln_and_exp_match_the_standard_library() {
-        let mut x = 1e-300;
-        while x <= 1.0 {
-            let (got, want) = (ln(x), x.ln());
-            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "ln({x}) = {got}, not {want}");
-            x *= 1.37;
-        }
-        assert_eq!(ln(1.0), 0.0);
-        let mut y = 0.0;
-        while y > -700.0 {
-            let (got, want) = (exp(y), y.exp());
-            assert!((got - want).abs() <= 1e-12 * want, "exp({y}) = {got}, not {want}");
-            y -= 0.731;
-        }
-        assert_eq!(exp(-1000.0), 0.0);
-    }
 
     #[test]
     fn gaps_average_the_mean() {

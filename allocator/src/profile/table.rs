@@ -6,22 +6,27 @@
 //! - a header of [`HEADER_WORDS`] words (`H_*`);
 //! - [`SITES`] site entries of [`SITE_WORDS`] words: key (0 empty, [`BUSY`] being written, else
 //!   the stack's hash), depth, estimated allocated objects x [`FIXED`], estimated allocated
-//!   bytes, then [`DEPTH`] return addresses, innermost first;
-//! - [`LIVE`] live keys (0 empty, [`BUSY`] being written, else the object's address), then
-//!   [`LIVE`] values of [`LIVE_WORDS`] words: requested size, site index ([`NO_SITE`]: the site
-//!   table was full), era, label id + 1 (0: no label).
+//!   bytes, then [`DEPTH`] return addresses, innermost first, then 4 words reserved (0);
+//! - [`LIVE`] live entries of [`LIVE_WORDS`] words: key (0 empty, [`BUSY`] being written, else
+//!   the object's address), requested size, site index ([`NO_SITE`]: the site table was full),
+//!   era << 8 | (label id + 1, 0: no label).
 //!
 //! A site's key and return addresses are written once (key last, Release); only its two sums
 //! change afterwards. A live entry's values are written before its key (Release); a free clears
 //! the key. Inserts look at most [`PROBES`] slots from the hash, and so does a free's lookup, so
 //! the table never needs tombstones; an insert that finds no free slot is counted as dropped.
+//!
+//! The layout is drawn for a sample's cache misses (the program has evicted the region between
+//! two samples): the header and every site entry start on a 64-byte line, so that a site's key,
+//! depth, sums and innermost frames share one line, and a lookup that finds its stack there
+//! reads no other (see [`Table::site`]); a live entry's key and values share a line.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// `"TSLABPRF"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TSLABPRF");
 /// Version of the profile region layout.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// The memfd's name in `/proc/PID/fd`.
 pub const MEMFD_NAME: &str = "temporal-slab-profile";
 /// Words in the header.
@@ -30,11 +35,14 @@ pub const HEADER_WORDS: usize = 16;
 pub const SITES: usize = 1024;
 /// Return addresses kept per sample.
 pub const DEPTH: usize = 32;
-/// Words per site: key, depth, two sums, the return addresses.
-pub const SITE_WORDS: usize = 4 + DEPTH;
+/// Words per site: key, depth, two sums, the return addresses, 4 reserved (a whole number of
+/// 64-byte lines).
+pub const SITE_WORDS: usize = 4 + DEPTH + 4;
+/// A site's frames compared at a lookup besides its hash and depth: those on the key's line.
+pub const SITE_MATCH: usize = 4;
 /// Live-sample slots.
 pub const LIVE: usize = 8192;
-/// Words per live value.
+/// Words per live entry: the key and three values.
 pub const LIVE_WORDS: usize = 4;
 /// Slots an insert or lookup looks at, from the hash on.
 pub const PROBES: usize = 16;
@@ -72,12 +80,18 @@ pub const H_WORDS: usize = 10;
 pub const fn site_at(i: usize) -> usize {
     HEADER_WORDS + i * SITE_WORDS
 }
-/// Word offset of the live keys.
-pub const LIVE_KEYS: usize = site_at(SITES);
-/// Word offset of the live values.
-pub const LIVE_VALUES: usize = LIVE_KEYS + LIVE;
+/// Word offset of the live entries.
+pub const LIVE_AT: usize = site_at(SITES);
+/// Word offset of live entry `i` (its key; its values follow).
+pub const fn live_at(i: usize) -> usize {
+    LIVE_AT + i * LIVE_WORDS
+}
 /// Total words.
-pub const WORDS: usize = LIVE_VALUES + LIVE * LIVE_WORDS;
+pub const WORDS: usize = live_at(LIVE);
+
+const _: () = assert!(
+    HEADER_WORDS.is_multiple_of(8) && SITE_WORDS.is_multiple_of(8) && LIVE_AT.is_multiple_of(8) && LIVE_WORDS == 4
+);
 
 /// Bytes of the region, whole pages.
 pub(crate) const fn region_len() -> usize {
@@ -159,31 +173,41 @@ impl Table {
         None
     }
 
+    /// Whether the site at word `at`, whose key is `pcs`'s hash, holds `pcs`: its depth and the
+    /// [`SITE_MATCH`] innermost frames on the key's line are compared, the rest trusted to the
+    /// 64-bit hash. Two stacks that agree there and in hash (about one chance in 2^64 per pair)
+    /// share a site: their figures are merged under the first one's frames.
     fn same_stack(&self, at: usize, pcs: &[u64]) -> bool {
         self.word(at + 1).load(Ordering::Relaxed) == pcs.len() as u64
-            && pcs.iter().enumerate().all(|(j, &pc)| self.word(at + 4 + j).load(Ordering::Relaxed) == pc)
+            && pcs
+                .iter()
+                .take(SITE_MATCH)
+                .enumerate()
+                .all(|(j, &pc)| self.word(at + 4 + j).load(Ordering::Relaxed) == pc)
     }
 
     /// Adds one sample's estimates to site `i`.
-    pub(crate) fn add_to_site(&self, i: usize, objects: f64, bytes: f64) {
+    /// `objects` in [`FIXED`] units.
+    pub(crate) fn add_to_site(&self, i: usize, objects: u64, bytes: u64) {
         let at = site_at(i);
-        self.word(at + 2).fetch_add((objects * FIXED) as u64, Ordering::Relaxed);
-        self.word(at + 3).fetch_add(bytes as u64, Ordering::Relaxed);
+        self.word(at + 2).fetch_add(objects, Ordering::Relaxed);
+        self.word(at + 3).fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Records live object `p`; false when no slot near its hash is free.
-    pub(crate) fn insert_live(&self, p: u64, values: [u64; LIVE_WORDS]) -> bool {
+    /// Records live object `p` with its values (size, site, era << 8 | label); false when no
+    /// slot near its hash is free.
+    pub(crate) fn insert_live(&self, p: u64, values: [u64; LIVE_WORDS - 1]) -> bool {
         let start = ptr_hash(p);
         for probe in 0..PROBES {
-            let i = (start + probe) % LIVE;
-            let key = self.word(LIVE_KEYS + i);
+            let at = live_at((start + probe) % LIVE);
+            let key = self.word(at);
             if key.load(Ordering::Relaxed) != 0
                 || key.compare_exchange(0, BUSY, Ordering::Relaxed, Ordering::Relaxed).is_err()
             {
                 continue;
             }
             for (j, &v) in values.iter().enumerate() {
-                self.word(LIVE_VALUES + i * LIVE_WORDS + j).store(v, Ordering::Relaxed);
+                self.word(at + 1 + j).store(v, Ordering::Relaxed);
             }
             // Release: a reader (or a free on another thread) that sees the key sees the values.
             key.store(p, Ordering::Release);
@@ -196,7 +220,7 @@ impl Table {
     pub(crate) fn remove_live(&self, p: u64) -> bool {
         let start = ptr_hash(p);
         for probe in 0..PROBES {
-            let key = self.word(LIVE_KEYS + (start + probe) % LIVE);
+            let key = self.word(live_at((start + probe) % LIVE));
             // A sampled object is freed after its insert returned (the program cannot free it
             // before it has the pointer), so a Relaxed load sees our key.
             if key.load(Ordering::Relaxed) == p {
@@ -240,8 +264,8 @@ mod tests {
         let b = t.site(&[1, 2, 4]).unwrap();
         assert_ne!(a, b);
         assert_eq!(t.site(&[1, 2, 3]), Some(a));
-        t.add_to_site(a, 1.5, 96.0);
-        t.add_to_site(a, 1.0, 64.0);
+        t.add_to_site(a, (1.5 * FIXED) as u64, 96);
+        t.add_to_site(a, FIXED as u64, 64);
         assert_eq!(t.word(site_at(a) + 2).load(Ordering::Relaxed), (2.5 * FIXED) as u64);
         assert_eq!(t.word(site_at(a) + 3).load(Ordering::Relaxed), 160);
     }
@@ -249,13 +273,14 @@ mod tests {
     #[test]
     fn live_entries_come_and_go_and_a_full_window_drops() {
         let (_w, t) = table();
-        assert!(t.insert_live(0x1000, [48, 0, 7, 0]));
+        assert!(t.insert_live(0x1000, [48, 0, 7 << 8]));
+        assert_eq!(t.word(live_at(ptr_hash(0x1000)) + 3).load(Ordering::Relaxed), 7 << 8, "values beside the key");
         assert!(t.remove_live(0x1000));
         assert!(!t.remove_live(0x1000), "removed once");
         // The same address PROBES + 1 times: the window fills, the last is dropped.
         for _ in 0..PROBES {
-            assert!(t.insert_live(0x2000, [8, 0, 0, 0]));
+            assert!(t.insert_live(0x2000, [8, 0, 0]));
         }
-        assert!(!t.insert_live(0x2000, [8, 0, 0, 0]));
+        assert!(!t.insert_live(0x2000, [8, 0, 0]));
     }
 }

@@ -12,6 +12,7 @@
 //! its first call, the sampler's re-entry guard serves that allocation unsampled.
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 
 type Ctx = c_void;
 const URC_NO_REASON: i32 = 0;
@@ -23,7 +24,7 @@ extern "C" {
 }
 
 struct Frames<'a> {
-    out: &'a mut [u64],
+    out: &'a mut [MaybeUninit<u64>],
     n: usize,
     skip: usize,
 }
@@ -41,7 +42,7 @@ extern "C" fn on_frame(ctx: *mut Ctx, arg: *mut c_void) -> i32 {
         frames.skip -= 1;
         return URC_NO_REASON;
     }
-    frames.out[frames.n] = ip;
+    frames.out[frames.n].write(ip);
     frames.n += 1;
     if frames.n == frames.out.len() {
         URC_NORMAL_STOP
@@ -51,18 +52,25 @@ extern "C" fn on_frame(ctx: *mut Ctx, arg: *mut c_void) -> i32 {
 }
 
 /// Writes the return addresses of the calling stack into `out`, innermost first, leaving out
-/// `skip` innermost frames (and this function's own); returns how many were written.
+/// `skip` innermost frames (and this function's own); returns those written. `out` starts
+/// uninitialised: zeroing a buffer of [`super::table::DEPTH`] words on the stack, below the
+/// program's frames, wrote 4 lines that a sample otherwise does not touch.
 #[inline(never)]
-pub(crate) fn capture(out: &mut [u64], skip: usize, stack: &Stack) -> usize {
-    if out.is_empty() {
-        return 0;
-    }
+pub(crate) fn capture<'a>(out: &'a mut [MaybeUninit<u64>], skip: usize, stack: &Stack) -> &'a [u64] {
     #[cfg(target_arch = "x86_64")]
-    if let Some(n) = super::walk::walk(out, skip, stack) {
-        return n;
-    }
-    let _ = stack;
-    libgcc(out, skip)
+    let walked = if out.is_empty() { Some(0) } else { super::walk::walk(out, skip, stack) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let walked = {
+        let _ = stack;
+        None
+    };
+    let n = match walked {
+        Some(n) => n,
+        None => libgcc(out, skip),
+    };
+    // SAFETY: both walks wrote the first n entries (n <= out.len()), and MaybeUninit<u64> has
+    // u64's layout.
+    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<u64>(), n) }
 }
 
 /// The capturing thread's stack state for the walk (`walk::Stack`; nothing elsewhere).
@@ -72,10 +80,19 @@ pub(crate) use super::walk::Stack;
 #[derive(Default)]
 pub(crate) struct Stack;
 
+#[cfg(not(target_arch = "x86_64"))]
+impl Stack {
+    /// Nothing to forget where libgcc walks.
+    pub(crate) fn new_thread(&self) {}
+}
+
 /// [`capture`] by libgcc's `_Unwind_Backtrace`; inlined, so the first frame left out is the
 /// caller's.
 #[inline(always)]
-pub(crate) fn libgcc(out: &mut [u64], skip: usize) -> usize {
+pub(crate) fn libgcc(out: &mut [MaybeUninit<u64>], skip: usize) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
     let mut frames = Frames { out, n: 0, skip: skip + 1 };
     // SAFETY: `on_frame` matches the unwinder's callback signature and only writes through the
     // `Frames` pointer we pass, which outlives the call.
@@ -85,19 +102,22 @@ pub(crate) fn libgcc(out: &mut [u64], skip: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use core::mem::MaybeUninit;
+
     #[inline(never)]
-    fn two_deep(out: &mut [u64]) -> usize {
-        super::capture(out, 0, &super::Stack::default())
+    fn two_deep(out: &mut [MaybeUninit<u64>]) -> Vec<u64> {
+        super::capture(out, 0, &super::Stack::default()).to_vec()
     }
 
     #[test]
     fn captures_distinct_nonzero_return_addresses() {
-        let mut out = [0u64; 16];
-        let n = two_deep(&mut out);
-        assert!(n >= 3, "only {n} frames");
-        assert!(out[..n].iter().all(|&ip| ip != 0));
-        assert_ne!(out[0], out[1]);
-        let mut short = [0u64; 2];
-        assert_eq!(two_deep(&mut short), 2, "stops when the buffer is full");
+        let mut out = [MaybeUninit::uninit(); 16];
+        let got = two_deep(&mut out);
+        assert!(got.len() >= 3, "only {} frames", got.len());
+        assert!(got.iter().all(|&ip| ip != 0));
+        assert_ne!(got[0], got[1]);
+        let mut short = [MaybeUninit::uninit(); 2];
+        assert_eq!(two_deep(&mut short).len(), 2, "stops when the buffer is full");
+        assert!(two_deep(&mut []).is_empty());
     }
 }

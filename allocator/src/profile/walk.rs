@@ -13,6 +13,13 @@
 //! caches and module lists through the global allocator, which is us, mid-allocation. gimli is
 //! used as is (no allocation with caller-provided storage).
 //!
+//! The shared table is direct-mapped by address, so a walk's frames land on as many scattered
+//! cache lines as it has frames, and between two samples the program has evicted them all: a
+//! sample took about 1,500 cycles in its walk alone. So each thread also keeps its last walk's
+//! rules by position ([`Stack`]'s memo, [`MEMO`] frames of one word each, read in order): a walk
+//! that passes the same code at the same depth as the last (nearly every sample of a thread
+//! from the same loop) reads that memo's few consecutive lines instead of the table.
+//!
 //! A rule this table cannot hold (a CFA from another register or an expression, as in signal
 //! frames and realigned stacks) makes [`walk`] give up, and the caller falls back to libgcc for
 //! the whole sample. Rules for unloaded code would be wrong for whatever is loaded there later, so
@@ -24,6 +31,7 @@
 
 use core::cell::Cell;
 use core::ffi::{c_int, c_void};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use gimli::{
@@ -163,17 +171,68 @@ fn encode<S: UnwindContextStorage<usize>>(row: &UnwindTableRow<usize, S>) -> u64
 /// Walks between two reads of the loader's unload count once the stack's bounds are known.
 const UNLOAD_EVERY: u32 = 64;
 
-/// A thread's stack mapping (`[lo, hi)`, learned from `/proc/self/maps` at its first walk) and
-/// its count of walks. All-zero: not learned yet. Owner-only (the sampling thread's).
+/// Frames of a walk that [`Stack`]'s memo keeps (the deeper ones use the shared table alone).
+const MEMO: usize = 32;
+
+/// A thread's stack mapping (`[lo, hi)`, learned from `/proc/self/maps` at its first walk), its
+/// count of walks and its memo of the last walk's rules. All-zero: not learned yet, memo empty.
+/// Owner-only (the sampling thread's).
 #[derive(Default)]
 pub(crate) struct Stack {
     lo: Cell<u64>,
     hi: Cell<u64>,
     learned: Cell<bool>,
     walks: Cell<u32>,
+    /// The loader's unload count when `memo` was last emptied.
+    unloads: Cell<u64>,
+    /// Per frame of the last walk, innermost first: the address looked up (47 bits) above its
+    /// rule in [`MEMO_RULE_BITS`] (see [`memo_word`]); 0: none (no code runs at address 0).
+    memo: [Cell<u64>; MEMO],
+}
+
+/// A memo word's rule bits: `CFA_RBP`, a CFA offset below 2^12, an `rbp` slot below 2^4 (a
+/// rule with more is not memoised).
+const MEMO_RULE_BITS: u32 = 17;
+
+/// The memo word for `rule` at `addr`, if it fits.
+fn memo_word(addr: u64, rule: u64) -> Option<u64> {
+    let off = (rule & RULE_MASK) >> OFF_SHIFT & OFF_MAX as u64;
+    let saved = rule >> RBP_SHIFT;
+    (addr >> 47 == 0 && off < 1 << 12 && saved < 1 << 4)
+        .then_some(addr << MEMO_RULE_BITS | saved << 13 | off << 1 | rule & CFA_RBP)
+}
+
+/// The rule a memo word holds (the inverse of [`memo_word`]).
+fn memo_rule(word: u64) -> u64 {
+    let off = word >> 1 & 0xfff;
+    let saved = word >> 13 & 0xf;
+    saved << RBP_SHIFT | off << OFF_SHIFT | word & CFA_RBP
 }
 
 impl Stack {
+    /// A new thread uses this state (an adopted heap's): its stack is elsewhere, and is learned
+    /// again at its next walk (else every walk of the new thread would be unbounded and read the
+    /// loader's unload count). The memo stays: it is keyed by code address, not by thread.
+    pub(crate) fn new_thread(&self) {
+        self.learned.set(false);
+        self.lo.set(0);
+        self.hi.set(0);
+    }
+
+    /// The rule at `addr` for the walk's frame number `k`: from the memo when the last walk had
+    /// `addr` there, else from the shared table (and kept in the memo).
+    #[inline(always)]
+    fn rule(&self, k: usize, addr: u64) -> u64 {
+        let Some(m) = self.memo.get(k) else { return rule(addr) };
+        let w = m.get();
+        if w >> MEMO_RULE_BITS == addr && w != 0 {
+            return memo_rule(w);
+        }
+        let r = rule(addr);
+        m.set(memo_word(addr, r).unwrap_or(0));
+        r
+    }
+
     /// The mapping's bounds if `sp` is inside it (0, 0: unknown; a walk on another stack, such
     /// as a signal's alternate one, is unbounded and reads the unload count every time).
     fn bounds(&self, sp: u64) -> (u64, u64) {
@@ -239,10 +298,11 @@ fn mapping_of(addr: u64) -> Option<(u64, u64)> {
     found
 }
 
-/// Empties the cache if the loader unloaded an object since it was last emptied. One call of
-/// `dl_iterate_phdr` that stops at the first object (it takes the loader's recursive lock, as
-/// libgcc's own lookup did before glibc 2.35; it does not allocate).
-fn forget_unloaded() {
+/// Empties the cache if the loader unloaded an object since it was last emptied, and `stack`'s
+/// memo if it did since this thread last looked. One call of `dl_iterate_phdr` that stops at
+/// the first object (it takes the loader's recursive lock, as libgcc's own lookup did before
+/// glibc 2.35; it does not allocate).
+fn forget_unloaded(stack: &Stack) {
     unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
         if size >= core::mem::offset_of!(libc::dl_phdr_info, dlpi_subs) + 8 {
             // SAFETY: the loader passes a valid entry of `size` bytes, and `data` is the u64
@@ -260,13 +320,19 @@ fn forget_unloaded() {
         }
         UNLOADS.store(unloads, Ordering::Relaxed);
     }
+    if stack.unloads.get() != unloads {
+        for m in &stack.memo {
+            m.set(0);
+        }
+        stack.unloads.set(unloads);
+    }
 }
 
 /// Writes the return addresses of the calling stack into `out`, innermost first, leaving out
 /// `skip` frames after the one this is inlined into; `None` when a frame's rule is not one the
 /// cache can hold (the caller then uses libgcc). Inlined, so the first frame is the caller's.
 #[inline(always)]
-pub(crate) fn walk(out: &mut [u64], mut skip: usize, stack: &Stack) -> Option<usize> {
+pub(crate) fn walk(out: &mut [MaybeUninit<u64>], mut skip: usize, stack: &Stack) -> Option<usize> {
     let (pc, mut sp, mut bp): (u64, u64, u64);
     // SAFETY: copies three registers; no memory, stack or flags are touched. The CFI row at the
     // address `pc` describes exactly this frame state (rsp does not change inside the block).
@@ -285,14 +351,16 @@ pub(crate) fn walk(out: &mut [u64], mut skip: usize, stack: &Stack) -> Option<us
     let walks = stack.walks.get().wrapping_add(1);
     stack.walks.set(walks);
     if hi == 0 || walks % UNLOAD_EVERY == 1 {
-        forget_unloaded();
+        forget_unloaded(stack);
     }
     // Unbounded: the frames' own limit (a frame within MAX_FRAME of the last).
     let hi = if hi == 0 { u64::MAX } else { hi };
     let mut at = pc;
     let mut n = 0;
+    let mut k = 0;
     while n < out.len() {
-        let r = rule(at);
+        let r = stack.rule(k, at);
+        k += 1;
         if r == FALLBACK {
             return None;
         }
@@ -325,7 +393,7 @@ pub(crate) fn walk(out: &mut [u64], mut skip: usize, stack: &Stack) -> Option<us
         if skip > 0 {
             skip -= 1;
         } else {
-            out[n] = ra;
+            out[n].write(ra);
             n += 1;
         }
         at = ra - 1;
@@ -337,9 +405,24 @@ pub(crate) fn walk(out: &mut [u64], mut skip: usize, stack: &Stack) -> Option<us
 mod tests {
     use super::*;
 
+    /// Copies the `n` frames written into `buf` to `out`.
+    fn copy(buf: &[MaybeUninit<u64>], n: usize, out: &mut [u64]) {
+        for (o, b) in out.iter_mut().zip(&buf[..n]) {
+            // SAFETY: the walk wrote the first n entries.
+            *o = unsafe { b.assume_init() };
+        }
+    }
+
     #[inline(never)]
     fn fast(out: &mut [u64]) -> Option<usize> {
-        STACK.with(|s| walk(out, 0, s))
+        let mut buf = [MaybeUninit::uninit(); 64];
+        let len = out.len().min(64);
+        // The walk inlined here, not into a closure: its first frame is `fast`'s caller.
+        let stack: *const Stack = STACK.with(core::ptr::from_ref);
+        // SAFETY: this thread's own thread-local, alive while the thread runs.
+        let n = walk(&mut buf[..len], 0, unsafe { &*stack });
+        copy(&buf, n.unwrap_or(0), out);
+        n
     }
 
     std::thread_local! {
@@ -348,7 +431,11 @@ mod tests {
 
     #[inline(never)]
     fn slow(out: &mut [u64]) -> usize {
-        super::super::unwind::libgcc(out, 0)
+        let mut buf = [MaybeUninit::uninit(); 64];
+        let len = out.len().min(64);
+        let n = super::super::unwind::libgcc(&mut buf[..len], 0);
+        copy(&buf, n, out);
+        n
     }
 
     #[inline(never)]
@@ -417,12 +504,48 @@ mod tests {
     }
 
     #[test]
+    fn a_new_thread_learns_its_own_stack() {
+        std::thread::spawn(|| {
+            let mut a = [0u64; 8];
+            fast(&mut a);
+            STACK.with(|s| {
+                assert!(s.hi.get() > s.lo.get());
+                s.lo.set(8);
+                s.hi.set(16);
+                s.new_thread();
+            });
+            fast(&mut a);
+            let here = core::ptr::from_ref(&a).addr() as u64;
+            STACK.with(|s| assert!(s.lo.get() <= here && here < s.hi.get(), "learned again, not the old bounds"));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn tags_and_slots_give_back_the_address() {
         for addr in [0x1000u64, 0x5555_5555_4abc, 0x7fff_ffff_ffff, 0x40_1234] {
             let tag = addr >> 12;
             let low = (slot(addr) as u64 ^ tag) & (SLOTS as u64 - 1);
             assert_eq!(tag << 12 | low, addr);
         }
+    }
+
+    #[test]
+    fn memo_words_give_back_address_and_rule() {
+        for (addr, r) in [
+            (0x5555_5555_4abc_u64, (16 << OFF_SHIFT) | (2 << RBP_SHIFT)),
+            (0x40_1234, CFA_RBP | 4095 << OFF_SHIFT | 15 << RBP_SHIFT),
+            (0x7fff_ffff_ffff, END),
+            (0x1000, FALLBACK),
+        ] {
+            let w = memo_word(addr, r).expect("fits");
+            assert_eq!(w >> MEMO_RULE_BITS, addr);
+            assert_eq!(memo_rule(w), r);
+        }
+        assert_eq!(memo_word(0x1000, 4096 << OFF_SHIFT), None, "a frame of 4 KiB or more");
+        assert_eq!(memo_word(0x1000, 16 << RBP_SHIFT | 200 << OFF_SHIFT), None, "rbp saved far down");
+        assert_eq!(memo_word(1 << 47, 16 << OFF_SHIFT), None, "not a user address");
     }
 
     #[test]
