@@ -19,7 +19,7 @@
 //! The layout is drawn for a sample's cache misses (the program has evicted the region between
 //! two samples): the header and every site entry start on a 64-byte line, so that a site's key,
 //! depth, sums and innermost frames share one line, and a lookup that finds its stack there
-//! reads no other (see [`Table::site`]); a live entry's key and values share a line.
+//! reads no other (see `Table::site`); a live entry's key and values share a line.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
