@@ -25,7 +25,7 @@
 //!   |
 //!  large (large mappings and their cache)    segment (segments, the slab pool and its reserve)
 //!   |                                         |
-//!  profile (sampling by bytes; unwind.rs, walk.rs: stacks; table.rs: shared sites and samples)
+//!  profile (sampling by bytes; unwind.rs, walk.rs: stacks; table.rs: shared sites and samples; math.rs: ln, exp, weights)
 //!   |                                         |
 //!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata)
 //!   |
