@@ -81,12 +81,13 @@ fn float(v: u64) -> f64 {
     v.min(i64::MAX as u64) as i64 as f64
 }
 
-/// A finite `v` in `[0, 2^62]` as an integer (the saturating `as` would test it against
-/// literals).
+/// `v` clamped to `[0, 2^62]` (NaN: 0) as an integer (the saturating `as` would test it
+/// against literals).
 #[inline(always)]
 fn integer(v: f64) -> u64 {
-    debug_assert!((0.0..=(1u64 << 62) as f64).contains(&v));
-    // SAFETY: the callers pass finite values clamped to [0, 2^62], which an i64 holds.
+    // `max` returns its other operand for NaN.
+    let v = v.max(0.0).min(c().max_integer);
+    // SAFETY: v is finite and in [0, 2^62] after the clamp, which an i64 holds.
     unsafe { v.to_int_unchecked::<i64>() as u64 }
 }
 
@@ -118,7 +119,7 @@ pub(crate) fn exponential(r: u64, mean: u64) -> u64 {
     // Uniform in (0, 1]: never 0, so the logarithm is finite (and at most 53 ln 2 in size).
     let u = float((r >> 11) + 1) * c.unit;
     let gap = (0.0 - ln(u)) * float(mean);
-    integer(gap.min(c.max_integer)).clamp(1, 1 << 48)
+    integer(gap).clamp(1, 1 << 48)
 }
 
 /// `exp(x)` for `x <= 0` (the weight's `exp(-size / mean)`); 0 below about -708 (and for NaN).
@@ -165,7 +166,7 @@ pub(crate) fn weight(size: u64, mean: u64) -> f64 {
 pub(crate) fn estimates(size: u64, mean: u64) -> (u64, u64) {
     let c = c();
     let w = weight(size, mean);
-    (integer((w * c.fixed).min(c.max_integer)), integer((w * float(size)).min(c.max_integer)))
+    (integer(w * c.fixed), integer(w * float(size)))
 }
 
 #[cfg(test)]
