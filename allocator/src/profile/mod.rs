@@ -52,43 +52,60 @@ pub const DEFAULT_SAMPLE_BYTES: u64 = 2 << 20;
 /// Builder value meaning "not set": the default applies.
 pub(crate) const UNSET: u64 = u64::MAX;
 
-/// Frames of the allocator itself at the top of every captured stack (`record`, `on_due`, and the
-/// heap's cold sampling call): left out at capture.
-const OWN_FRAMES: usize = 0;
+/// The profiler's process-wide state, on one line (a sample reads most of it, and between two
+/// samples the program has evicted it).
+#[repr(C, align(64))]
+struct Shared {
+    /// The builder's interval ([`UNSET`]: none), noted by the slow paths (every heap's first
+    /// allocation takes one, before its first sample point), so that the fast path need not
+    /// carry it.
+    builder: AtomicU64,
+    /// The mean interval in bytes; [`UNSET`] until the first sample point is reached.
+    mean: AtomicU64,
+    /// The profile region (null: none yet).
+    region: AtomicPtr<AtomicU64>,
+    /// The region's memfd (`u64::MAX`: none).
+    fd: AtomicU64,
+    /// 0: no region; 1: being created; 2: ready; 3: unavailable (memfd refused).
+    state: AtomicU8,
+    /// Whether any object was ever sampled (large frees look for samples only then).
+    any: AtomicU8,
+}
 
-/// The builder's interval ([`UNSET`]: none), noted by the slow paths (every heap's first
-/// allocation takes one, before its first sample point), so that the fast path need not carry it.
-static BUILDER: AtomicU64 = AtomicU64::new(UNSET);
+static SHARED: Shared = Shared {
+    builder: AtomicU64::new(UNSET),
+    mean: AtomicU64::new(UNSET),
+    region: AtomicPtr::new(core::ptr::null_mut()),
+    fd: AtomicU64::new(u64::MAX),
+    state: AtomicU8::new(0),
+    any: AtomicU8::new(0),
+};
 
 /// Notes the builder's sampling interval (slow paths only).
 #[inline]
 pub(crate) fn note_builder(bytes: u64) {
-    if BUILDER.load(Ordering::Relaxed) != bytes {
-        BUILDER.store(bytes, Ordering::Relaxed);
+    if SHARED.builder.load(Ordering::Relaxed) != bytes {
+        SHARED.builder.store(bytes, Ordering::Relaxed);
     }
 }
-
-/// The mean interval in bytes; [`UNSET`] until the first sample point is reached.
-static MEAN: AtomicU64 = AtomicU64::new(UNSET);
-
-static REGION: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
-/// 0: no region; 1: being created; 2: ready; 3: unavailable (memfd refused).
-static STATE: AtomicU8 = AtomicU8::new(0);
-/// Whether any object was ever sampled (large frees look for samples only then).
-static ANY: AtomicU8 = AtomicU8::new(0);
 
 /// A thread heap's sampling state beside its countdown to the next sample point (the heap's
 /// [`Countdown`], which is also its count of allocated bytes, as in tcmalloc: the allocation
 /// path pays the subtraction that counts the bytes anyway, and no branch of its own). All-zero
 /// is a fresh state: the first sample point reached seeds it and draws the real one.
+///
+/// On a line of its own, its fields first and the walk's state after them (`walk.rs`'s
+/// `Stack`: bounds, counts, then the memo), so that a sample reads and writes as few of the
+/// heap's lines as it can: between two samples the program has evicted them all.
 #[derive(Default)]
+#[repr(C, align(64))]
 pub(crate) struct Sampler {
     /// xorshift64* state (0: not seeded).
     rng: Cell<u64>,
-    /// This thread is taking a sample now.
-    busy: Cell<bool>,
     /// The requested size of the allocation on the slow path (see `Heap::note_slow_size`).
     size: Cell<usize>,
+    /// This thread is taking a sample now.
+    busy: Cell<bool>,
     /// This thread's stack bounds and walk count (`walk.rs`).
     stack: unwind::Stack,
 }
@@ -121,7 +138,7 @@ impl Sampler {
     /// only seeds it).
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     pub(crate) fn will_record(&self) -> bool {
-        !self.busy.get() && self.rng.get() != 0 && mean(BUILDER.load(Ordering::Relaxed)) != 0
+        !self.busy.get() && self.rng.get() != 0 && mean(SHARED.builder.load(Ordering::Relaxed)) != 0
     }
 
     /// Called when the countdown `cd` reached the sample point: samples object `p` of `size`
@@ -136,7 +153,7 @@ impl Sampler {
             return false;
         }
         self.busy.set(true);
-        let mean = mean(BUILDER.load(Ordering::Relaxed));
+        let mean = mean(SHARED.builder.load(Ordering::Relaxed));
         let mut kept = false;
         if mean == 0 {
             cd.set_gap(OFF_GAP);
@@ -175,8 +192,8 @@ pub fn sample_bytes() -> u64 {
     if !cfg!(feature = "profile") {
         return 0;
     }
-    match MEAN.load(Ordering::Relaxed) {
-        UNSET => unsettled(BUILDER.load(Ordering::Relaxed)),
+    match SHARED.mean.load(Ordering::Relaxed) {
+        UNSET => unsettled(SHARED.builder.load(Ordering::Relaxed)),
         m => m,
     }
 }
@@ -195,13 +212,13 @@ fn mean(builder: u64) -> u64 {
     if !cfg!(feature = "profile") {
         return 0;
     }
-    let m = MEAN.load(Ordering::Relaxed);
+    let m = SHARED.mean.load(Ordering::Relaxed);
     if m != UNSET {
         return m;
     }
     let m = unsettled(builder);
     // The first thread to settle it wins; all read the same environment and builder.
-    match MEAN.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed) {
+    match SHARED.mean.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed) {
         Ok(_) => m,
         Err(now) => now,
     }
@@ -210,22 +227,22 @@ fn mean(builder: u64) -> u64 {
 /// The profile region, created on first use; `None` while another thread creates it or when the
 /// system refuses a memfd.
 fn table() -> Option<Table> {
-    let words = REGION.load(Ordering::Acquire);
+    let words = SHARED.region.load(Ordering::Acquire);
     if !words.is_null() {
-        // SAFETY: a non-null REGION is our mapping of `region_len()` bytes, never unmapped
+        // SAFETY: a non-null region pointer is our mapping of `region_len()` bytes, never unmapped
         // except in a forked child's fork handler (before any thread of the child runs).
         return Some(unsafe { Table::new(words) });
     }
-    if STATE.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    if SHARED.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
         return None;
     }
     let words = create();
     if words.is_null() {
-        STATE.store(3, Ordering::Relaxed);
+        SHARED.state.store(3, Ordering::Relaxed);
         return None;
     }
-    REGION.store(words, Ordering::Release);
-    STATE.store(2, Ordering::Relaxed);
+    SHARED.region.store(words, Ordering::Release);
+    SHARED.state.store(2, Ordering::Relaxed);
     // SAFETY: as above: the mapping just made.
     Some(unsafe { Table::new(words) })
 }
@@ -250,21 +267,18 @@ fn create() -> *mut AtomicU64 {
             libc::close(fd);
             return core::ptr::null_mut();
         }
-        FD.store(fd as u64, Ordering::Relaxed);
+        SHARED.fd.store(fd as u64, Ordering::Relaxed);
         let words = p.cast::<AtomicU64>();
-        Table::new(words).init_header(libc::getpid() as u64, MEAN.load(Ordering::Relaxed));
+        Table::new(words).init_header(libc::getpid() as u64, SHARED.mean.load(Ordering::Relaxed));
         crate::counters::GLOBAL.heap_bytes.fetch_add(len as u64, Ordering::Relaxed);
         words
     }
 }
 
-static FD: AtomicU64 = AtomicU64::new(u64::MAX);
-
 /// Records a sample; false when it could not be kept as live (no region, or no slot).
 fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64, stack: &unwind::Stack) -> bool {
     let Some(t) = table() else { return false };
-    let mut buf = [core::mem::MaybeUninit::uninit(); table::DEPTH];
-    let pcs = unwind::capture(&mut buf, OWN_FRAMES, stack);
+    let pcs = unwind::capture(table::DEPTH, stack);
     t.bump(H_SAMPLES);
     let site = t.site(pcs);
     match site {
@@ -280,14 +294,14 @@ fn record(p: *mut u8, size: usize, era: u64, label: u8, mean: u64, stack: &unwin
         t.bump(H_DROPPED);
         return false;
     }
-    ANY.store(1, Ordering::Relaxed);
+    SHARED.any.store(1, Ordering::Relaxed);
     true
 }
 
 /// A sampled-slab object (or a large one) is being freed: forget it if it is a recorded sample.
 #[cold]
 pub(crate) fn on_free(p: *mut u8) -> bool {
-    let words = REGION.load(Ordering::Acquire);
+    let words = SHARED.region.load(Ordering::Acquire);
     if words.is_null() {
         return false;
     }
@@ -298,12 +312,12 @@ pub(crate) fn on_free(p: *mut u8) -> bool {
 /// Whether any sample was ever kept (large frees call `on_free` only then).
 #[inline]
 pub(crate) fn any() -> bool {
-    cfg!(feature = "profile") && ANY.load(Ordering::Relaxed) != 0
+    cfg!(feature = "profile") && SHARED.any.load(Ordering::Relaxed) != 0
 }
 
 /// Samples taken and samples not kept as live, for snapshots.
 pub(crate) fn counts() -> (u64, u64) {
-    let words = REGION.load(Ordering::Acquire);
+    let words = SHARED.region.load(Ordering::Acquire);
     if words.is_null() {
         return (0, 0);
     }
@@ -315,7 +329,7 @@ pub(crate) fn counts() -> (u64, u64) {
 /// A copy of this process's own profile region (empty when no sample was taken), for
 /// in-process readers; `profile_attach` parses it.
 pub fn own_region() -> Vec<u64> {
-    let words = REGION.load(Ordering::Acquire);
+    let words = SHARED.region.load(Ordering::Acquire);
     if words.is_null() {
         return Vec::new();
     }
@@ -327,18 +341,18 @@ pub fn own_region() -> Vec<u64> {
 /// In a forked child: drop the parent's region (the child must not write into it) and its
 /// descriptor; the child makes its own at its next sample. Async-signal-safe.
 pub(crate) fn after_fork_in_child() {
-    let words = REGION.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    let words = SHARED.region.swap(core::ptr::null_mut(), Ordering::Relaxed);
     if !words.is_null() {
         // SAFETY: the inherited mapping of region_len() bytes; the child no longer uses it.
         unsafe { libc::munmap(words.cast(), table::region_len()) };
     }
-    let fd = FD.swap(u64::MAX, Ordering::Relaxed);
+    let fd = SHARED.fd.swap(u64::MAX, Ordering::Relaxed);
     if fd != u64::MAX {
         // SAFETY: closing the inherited descriptor we opened.
         unsafe { libc::close(fd as i32) };
     }
-    STATE.store(0, Ordering::Relaxed);
-    ANY.store(0, Ordering::Relaxed);
+    SHARED.state.store(0, Ordering::Relaxed);
+    SHARED.any.store(0, Ordering::Relaxed);
 }
 
 #[cfg(test)]

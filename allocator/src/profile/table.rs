@@ -21,6 +21,7 @@
 //! depth, sums and innermost frames share one line, and a lookup that finds its stack there
 //! reads no other (see `Table::site`); a live entry's key and values share a line.
 
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// `"TSLABPRF"` as a little-endian word.
@@ -141,7 +142,7 @@ impl Table {
 
     /// The site slot of stack `pcs` (found or claimed), `None` when [`PROBES`] slots from the
     /// hash all hold other stacks.
-    pub(crate) fn site(&self, pcs: &[u64]) -> Option<usize> {
+    pub(crate) fn site(&self, pcs: &[Cell<u64>]) -> Option<usize> {
         let hash = stack_hash(pcs);
         for probe in 0..PROBES {
             let i = (hash as usize).wrapping_add(probe) % SITES;
@@ -155,8 +156,8 @@ impl Table {
                         continue;
                     }
                     self.word(at + 1).store(pcs.len() as u64, Ordering::Relaxed);
-                    for (j, &pc) in pcs.iter().enumerate() {
-                        self.word(at + 4 + j).store(pc, Ordering::Relaxed);
+                    for (j, pc) in pcs.iter().enumerate() {
+                        self.word(at + 4 + j).store(pc.get(), Ordering::Relaxed);
                     }
                     // Release: readers that see the key see the stack.
                     key.store(hash, Ordering::Release);
@@ -177,13 +178,13 @@ impl Table {
     /// [`SITE_MATCH`] innermost frames on the key's line are compared, the rest trusted to the
     /// 64-bit hash. Two stacks that agree there and in hash (about one chance in 2^64 per pair)
     /// share a site: their figures are merged under the first one's frames.
-    fn same_stack(&self, at: usize, pcs: &[u64]) -> bool {
+    fn same_stack(&self, at: usize, pcs: &[Cell<u64>]) -> bool {
         self.word(at + 1).load(Ordering::Relaxed) == pcs.len() as u64
             && pcs
                 .iter()
                 .take(SITE_MATCH)
                 .enumerate()
-                .all(|(j, &pc)| self.word(at + 4 + j).load(Ordering::Relaxed) == pc)
+                .all(|(j, pc)| self.word(at + 4 + j).load(Ordering::Relaxed) == pc.get())
     }
 
     /// Adds one sample's estimates to site `i`.
@@ -233,10 +234,10 @@ impl Table {
 }
 
 /// A stack's hash, never 0 or [`BUSY`].
-pub(crate) fn stack_hash(pcs: &[u64]) -> u64 {
+pub(crate) fn stack_hash(pcs: &[Cell<u64>]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &pc in pcs {
-        h = (h ^ pc).wrapping_mul(0x0000_0100_0000_01b3);
+    for pc in pcs {
+        h = (h ^ pc.get()).wrapping_mul(0x0000_0100_0000_01b3);
         h ^= h >> 29;
     }
     h | 2
@@ -257,13 +258,17 @@ mod tests {
         (words, t)
     }
 
+    fn stack(pcs: &mut [u64]) -> &[Cell<u64>] {
+        Cell::from_mut(pcs).as_slice_of_cells()
+    }
+
     #[test]
     fn a_stack_gets_one_site_and_its_sums() {
         let (_w, t) = table();
-        let a = t.site(&[1, 2, 3]).unwrap();
-        let b = t.site(&[1, 2, 4]).unwrap();
+        let a = t.site(stack(&mut [1, 2, 3])).unwrap();
+        let b = t.site(stack(&mut [1, 2, 4])).unwrap();
         assert_ne!(a, b);
-        assert_eq!(t.site(&[1, 2, 3]), Some(a));
+        assert_eq!(t.site(stack(&mut [1, 2, 3])), Some(a));
         t.add_to_site(a, (1.5 * FIXED) as u64, 96);
         t.add_to_site(a, FIXED as u64, 64);
         assert_eq!(t.word(site_at(a) + 2).load(Ordering::Relaxed), (2.5 * FIXED) as u64);

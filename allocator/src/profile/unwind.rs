@@ -11,8 +11,10 @@
 //! allocate through malloc on glibc 2.35+ (`_dl_find_object`), and where an older libgcc does on
 //! its first call, the sampler's re-entry guard serves that allocation unsampled.
 
+use core::cell::Cell;
 use core::ffi::c_void;
-use core::mem::MaybeUninit;
+
+use super::table::DEPTH;
 
 type Ctx = c_void;
 const URC_NO_REASON: i32 = 0;
@@ -24,13 +26,13 @@ extern "C" {
 }
 
 struct Frames<'a> {
-    out: &'a mut [MaybeUninit<u64>],
+    out: &'a [Cell<u64>],
     n: usize,
     skip: usize,
 }
 
 extern "C" fn on_frame(ctx: *mut Ctx, arg: *mut c_void) -> i32 {
-    // SAFETY: `arg` is the `Frames` that `capture` passed, alive for the whole walk; the
+    // SAFETY: `arg` is the `Frames` that `libgcc` passed, alive for the whole walk; the
     // unwinder calls us on the capturing thread only.
     let frames = unsafe { &mut *arg.cast::<Frames<'_>>() };
     // SAFETY: `ctx` is the unwinder's context for this frame, valid during the callback.
@@ -42,7 +44,7 @@ extern "C" fn on_frame(ctx: *mut Ctx, arg: *mut c_void) -> i32 {
         frames.skip -= 1;
         return URC_NO_REASON;
     }
-    frames.out[frames.n].write(ip);
+    frames.out[frames.n].set(ip);
     frames.n += 1;
     if frames.n == frames.out.len() {
         URC_NORMAL_STOP
@@ -51,45 +53,63 @@ extern "C" fn on_frame(ctx: *mut Ctx, arg: *mut c_void) -> i32 {
     }
 }
 
-/// Writes the return addresses of the calling stack into `out`, innermost first, leaving out
-/// `skip` innermost frames (and this function's own); returns those written. `out` starts
-/// uninitialised: zeroing a buffer of [`super::table::DEPTH`] words on the stack, below the
-/// program's frames, wrote 4 lines that a sample otherwise does not touch.
+/// The return addresses of the calling stack, innermost first, at most `max` (up to
+/// [`DEPTH`]), leaving out this function's own frame. They are written into `stack`, the
+/// sampling thread's state, and read from there: on x86_64 the walk's memo of return addresses
+/// is the output (a separate buffer on the stack, below the program's frames, wrote lines that
+/// a sample otherwise does not touch).
 #[inline(never)]
-pub(crate) fn capture<'a>(out: &'a mut [MaybeUninit<u64>], skip: usize, stack: &Stack) -> &'a [u64] {
+pub(crate) fn capture(max: usize, stack: &Stack) -> &[Cell<u64>] {
+    let max = max.min(DEPTH);
     #[cfg(target_arch = "x86_64")]
-    let walked = if out.is_empty() { Some(0) } else { super::walk::walk(out, skip, stack) };
-    #[cfg(not(target_arch = "x86_64"))]
-    let walked = {
-        let _ = stack;
-        None
-    };
-    let n = match walked {
-        Some(n) => n,
-        None => libgcc(out, skip),
-    };
-    // SAFETY: both walks wrote the first n entries (n <= out.len()), and MaybeUninit<u64> has
-    // u64's layout.
-    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<u64>(), n) }
+    if let Some(n) = super::walk::walk(max, stack) {
+        return stack.frames(n);
+    }
+    let n = libgcc(&stack.out()[..max], 0);
+    stack.forget_rules();
+    stack.frames(n)
 }
 
-/// The capturing thread's stack state for the walk (`walk::Stack`; nothing elsewhere).
+/// The capturing thread's stack state for the walk (`walk::Stack`; elsewhere only the output).
 #[cfg(target_arch = "x86_64")]
 pub(crate) use super::walk::Stack;
+
+/// The capturing thread's output: frame 0 unused, as on x86_64 (see `walk::Stack`).
 #[cfg(not(target_arch = "x86_64"))]
-#[derive(Default)]
-pub(crate) struct Stack;
+pub(crate) struct Stack {
+    ras: [Cell<u64>; DEPTH + 1],
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Default for Stack {
+    fn default() -> Stack {
+        Stack { ras: [const { Cell::new(0) }; DEPTH + 1] }
+    }
+}
 
 #[cfg(not(target_arch = "x86_64"))]
 impl Stack {
     /// Nothing to forget where libgcc walks.
     pub(crate) fn new_thread(&self) {}
+
+    /// The frames the last capture wrote (`n` of them).
+    pub(crate) fn frames(&self, n: usize) -> &[Cell<u64>] {
+        &self.ras[1..=n.min(DEPTH)]
+    }
+
+    /// No rules are kept where libgcc walks.
+    pub(crate) fn forget_rules(&self) {}
+
+    /// Where a capture writes its frames.
+    pub(crate) fn out(&self) -> &[Cell<u64>] {
+        &self.ras[1..]
+    }
 }
 
-/// [`capture`] by libgcc's `_Unwind_Backtrace`; inlined, so the first frame left out is the
-/// caller's.
+/// [`capture`] by libgcc's `_Unwind_Backtrace` into `out`; inlined, so the first frame left out
+/// is the caller's.
 #[inline(always)]
-pub(crate) fn libgcc(out: &mut [MaybeUninit<u64>], skip: usize) -> usize {
+pub(crate) fn libgcc(out: &[Cell<u64>], skip: usize) -> usize {
     if out.is_empty() {
         return 0;
     }
@@ -102,22 +122,22 @@ pub(crate) fn libgcc(out: &mut [MaybeUninit<u64>], skip: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use core::mem::MaybeUninit;
-
     #[inline(never)]
-    fn two_deep(out: &mut [MaybeUninit<u64>]) -> Vec<u64> {
-        super::capture(out, 0, &super::Stack::default()).to_vec()
+    fn two_deep(max: usize, stack: &super::Stack) -> Vec<u64> {
+        super::capture(max, stack).iter().map(core::cell::Cell::get).collect()
     }
 
     #[test]
     fn captures_distinct_nonzero_return_addresses() {
-        let mut out = [MaybeUninit::uninit(); 16];
-        let got = two_deep(&mut out);
+        let stack = super::Stack::default();
+        let runs: Vec<Vec<u64>> = (0..2).map(|_| two_deep(16, &stack)).collect();
+        let got = &runs[0];
         assert!(got.len() >= 3, "only {} frames", got.len());
         assert!(got.iter().all(|&ip| ip != 0));
         assert_ne!(got[0], got[1]);
-        let mut short = [MaybeUninit::uninit(); 2];
-        assert_eq!(two_deep(&mut short).len(), 2, "stops when the buffer is full");
-        assert!(two_deep(&mut []).is_empty());
+        assert_eq!(&runs[1], got, "the same stack again (from the memo)");
+        let short = two_deep(2, &stack);
+        assert_eq!((short.len(), short[0]), (2, got[0]), "stops at max");
+        assert!(two_deep(0, &stack).is_empty());
     }
 }

@@ -15,10 +15,13 @@
 //!
 //! The shared table is direct-mapped by address, so a walk's frames land on as many scattered
 //! cache lines as it has frames, and between two samples the program has evicted them all: a
-//! sample took about 1,500 cycles in its walk alone. So each thread also keeps its last walk's
-//! rules by position ([`Stack`]'s memo, [`MEMO`] frames of one word each, read in order): a walk
-//! that passes the same code at the same depth as the last (nearly every sample of a thread
-//! from the same loop) reads that memo's few consecutive lines instead of the table.
+//! sample took about 1,500 cycles in its walk alone. So each thread also keeps its last walk by
+//! position ([`Stack`]'s memo of [`MEMO`] frames: each frame's return address, and beside them
+//! its rule, read in order): a walk that passes the same code at the same depth as the last
+//! (nearly every sample of a thread from the same loop) reads that memo's few consecutive lines
+//! instead of the table. The memo's return addresses are also the walk's output, so a capture
+//! writes no buffer of its own (one on the stack, below the program's frames, was lines that
+//! nothing else touches, written at every sample).
 //!
 //! A rule this table cannot hold (a CFA from another register or an expression, as in signal
 //! frames and realigned stacks) makes [`walk`] give up, and the caller falls back to libgcc for
@@ -31,7 +34,6 @@
 
 use core::cell::Cell;
 use core::ffi::{c_int, c_void};
-use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use gimli::{
@@ -171,42 +173,45 @@ fn encode<S: UnwindContextStorage<usize>>(row: &UnwindTableRow<usize, S>) -> u64
 /// Walks between two reads of the loader's unload count once the stack's bounds are known.
 const UNLOAD_EVERY: u32 = 64;
 
-/// Frames of a walk that [`Stack`]'s memo keeps (the deeper ones use the shared table alone).
-const MEMO: usize = 32;
+/// Frames of a walk that [`Stack`]'s memo keeps: the deepest capture (`table::DEPTH`) and the
+/// walk's own frame.
+pub(crate) const MEMO: usize = super::table::DEPTH + 1;
+
+/// A memo rule not known (yet): the walk looks it up in the shared table.
+const UNKNOWN: u32 = u32::MAX;
 
 /// A thread's stack mapping (`[lo, hi)`, learned from `/proc/self/maps` at its first walk), its
-/// count of walks and its memo of the last walk's rules. All-zero: not learned yet, memo empty.
-/// Owner-only (the sampling thread's).
-#[derive(Default)]
+/// count of walks and its memo of the last walk, which is also the walk's output. All-zero: not
+/// learned yet, memo empty. Owner-only (the sampling thread's). Fields in the order a walk reads
+/// them, the memo last (see `Sampler`).
+#[repr(C)]
 pub(crate) struct Stack {
     lo: Cell<u64>,
     hi: Cell<u64>,
-    learned: Cell<bool>,
     walks: Cell<u32>,
-    /// The loader's unload count when `memo` was last emptied.
+    learned: Cell<bool>,
+    /// The loader's unload count when the memo was last emptied.
     unloads: Cell<u64>,
-    /// Per frame of the last walk, innermost first: the address looked up (47 bits) above its
-    /// rule in [`MEMO_RULE_BITS`] (see [`memo_word`]); 0: none (no code runs at address 0).
-    memo: [Cell<u64>; MEMO],
+    /// Per frame of the last walk, innermost first: the rule that undid it (a rule fits 29 bits;
+    /// [`UNKNOWN`]: look it up), valid while `ras` holds the same return address there.
+    rules: [Cell<u32>; MEMO],
+    /// Per frame of the last walk: the return address that leads into it (frame 0: the walk's
+    /// own pc + 1; 0: none, as no code runs at address 0). Frames 1.. are the captured stack.
+    ras: [Cell<u64>; MEMO],
 }
 
-/// A memo word's rule bits: `CFA_RBP`, a CFA offset below 2^12, an `rbp` slot below 2^4 (a
-/// rule with more is not memoised).
-const MEMO_RULE_BITS: u32 = 17;
-
-/// The memo word for `rule` at `addr`, if it fits.
-fn memo_word(addr: u64, rule: u64) -> Option<u64> {
-    let off = (rule & RULE_MASK) >> OFF_SHIFT & OFF_MAX as u64;
-    let saved = rule >> RBP_SHIFT;
-    (addr >> 47 == 0 && off < 1 << 12 && saved < 1 << 4)
-        .then_some(addr << MEMO_RULE_BITS | saved << 13 | off << 1 | rule & CFA_RBP)
-}
-
-/// The rule a memo word holds (the inverse of [`memo_word`]).
-fn memo_rule(word: u64) -> u64 {
-    let off = word >> 1 & 0xfff;
-    let saved = word >> 13 & 0xf;
-    saved << RBP_SHIFT | off << OFF_SHIFT | word & CFA_RBP
+impl Default for Stack {
+    fn default() -> Stack {
+        Stack {
+            lo: Cell::new(0),
+            hi: Cell::new(0),
+            walks: Cell::new(0),
+            learned: Cell::new(false),
+            unloads: Cell::new(0),
+            rules: [const { Cell::new(0) }; MEMO],
+            ras: [const { Cell::new(0) }; MEMO],
+        }
+    }
 }
 
 impl Stack {
@@ -219,29 +224,65 @@ impl Stack {
         self.hi.set(0);
     }
 
-    /// The rule at `addr` for the walk's frame number `k`: from the memo when the last walk had
-    /// `addr` there, else from the shared table (and kept in the memo).
+    /// The return addresses the last capture wrote, innermost first (`n` of them).
+    pub(crate) fn frames(&self, n: usize) -> &[Cell<u64>] {
+        &self.ras[1..=n.min(MEMO - 1)]
+    }
+
+    /// Frame `k`'s memo holds return address `ra` from now on: its rule is kept if it was
+    /// already `ra`, else forgotten.
+    #[inline(always)]
+    fn reached(&self, k: usize, ra: u64) {
+        if self.ras[k].get() != ra {
+            self.ras[k].set(ra);
+            self.rules[k].set(UNKNOWN);
+        }
+    }
+
+    /// The rule at `addr` (`ras[k] - 1`) for the walk's frame number `k`: from the memo when
+    /// known, else from the shared table (and kept in the memo).
     #[inline(always)]
     fn rule(&self, k: usize, addr: u64) -> u64 {
-        let Some(m) = self.memo.get(k) else { return rule(addr) };
-        let w = m.get();
-        if w >> MEMO_RULE_BITS == addr && w != 0 {
-            return memo_rule(w);
+        let m = self.rules[k].get();
+        if m != UNKNOWN {
+            return u64::from(m);
         }
         let r = rule(addr);
-        m.set(memo_word(addr, r).unwrap_or(0));
+        // Every rule fits (RULE_BITS < 32) and none is UNKNOWN.
+        self.rules[k].set(r as u32);
         r
+    }
+
+    /// Where a capture writes its frames (the libgcc fallback's output).
+    pub(crate) fn out(&self) -> &[Cell<u64>] {
+        &self.ras[1..]
+    }
+
+    /// The libgcc fallback wrote frames into `ras[1..=n]`: no rule there is known.
+    pub(crate) fn forget_rules(&self) {
+        self.ras[0].set(0);
+        for r in &self.rules {
+            r.set(UNKNOWN);
+        }
+    }
+
+    /// A thread's first walk: the bounds of the mapping that holds `sp`.
+    #[cold]
+    #[inline(never)]
+    fn learn_bounds(&self, sp: u64) {
+        self.learned.set(true);
+        if let Some((lo, hi)) = mapping_of(sp) {
+            self.lo.set(lo);
+            self.hi.set(hi);
+        }
     }
 
     /// The mapping's bounds if `sp` is inside it (0, 0: unknown; a walk on another stack, such
     /// as a signal's alternate one, is unbounded and reads the unload count every time).
+    #[inline(always)]
     fn bounds(&self, sp: u64) -> (u64, u64) {
         if !self.learned.get() {
-            self.learned.set(true);
-            if let Some((lo, hi)) = mapping_of(sp) {
-                self.lo.set(lo);
-                self.hi.set(hi);
-            }
+            self.learn_bounds(sp);
         }
         let (lo, hi) = (self.lo.get(), self.hi.get());
         if lo <= sp && sp < hi {
@@ -321,18 +362,19 @@ fn forget_unloaded(stack: &Stack) {
         UNLOADS.store(unloads, Ordering::Relaxed);
     }
     if stack.unloads.get() != unloads {
-        for m in &stack.memo {
-            m.set(0);
+        for ra in &stack.ras {
+            ra.set(0);
         }
         stack.unloads.set(unloads);
     }
 }
 
-/// Writes the return addresses of the calling stack into `out`, innermost first, leaving out
-/// `skip` frames after the one this is inlined into; `None` when a frame's rule is not one the
-/// cache can hold (the caller then uses libgcc). Inlined, so the first frame is the caller's.
+/// Walks the calling stack, writing at most `max` (up to `MEMO - 1`) return addresses into
+/// `stack`'s memo, innermost first (read them with [`Stack::frames`]); returns how many, or
+/// `None` when a frame's rule is not one the cache can hold (the caller then uses libgcc).
+/// Inlined, so the first frame is the caller's.
 #[inline(always)]
-pub(crate) fn walk(out: &mut [MaybeUninit<u64>], mut skip: usize, stack: &Stack) -> Option<usize> {
+pub(crate) fn walk(max: usize, stack: &Stack) -> Option<usize> {
     let (pc, mut sp, mut bp): (u64, u64, u64);
     // SAFETY: copies three registers; no memory, stack or flags are touched. The CFI row at the
     // address `pc` describes exactly this frame state (rsp does not change inside the block).
@@ -355,12 +397,11 @@ pub(crate) fn walk(out: &mut [MaybeUninit<u64>], mut skip: usize, stack: &Stack)
     }
     // Unbounded: the frames' own limit (a frame within MAX_FRAME of the last).
     let hi = if hi == 0 { u64::MAX } else { hi };
-    let mut at = pc;
+    let max = max.min(MEMO - 1);
+    stack.reached(0, pc + 1);
     let mut n = 0;
-    let mut k = 0;
-    while n < out.len() {
-        let r = stack.rule(k, at);
-        k += 1;
+    while n < max {
+        let r = stack.rule(n, stack.ras[n].get() - 1);
         if r == FALLBACK {
             return None;
         }
@@ -390,13 +431,8 @@ pub(crate) fn walk(out: &mut [MaybeUninit<u64>], mut skip: usize, stack: &Stack)
         if ra == 0 {
             break;
         }
-        if skip > 0 {
-            skip -= 1;
-        } else {
-            out[n].write(ra);
-            n += 1;
-        }
-        at = ra - 1;
+        n += 1;
+        stack.reached(n, ra);
     }
     Some(n)
 }
@@ -405,23 +441,17 @@ pub(crate) fn walk(out: &mut [MaybeUninit<u64>], mut skip: usize, stack: &Stack)
 mod tests {
     use super::*;
 
-    /// Copies the `n` frames written into `buf` to `out`.
-    fn copy(buf: &[MaybeUninit<u64>], n: usize, out: &mut [u64]) {
-        for (o, b) in out.iter_mut().zip(&buf[..n]) {
-            // SAFETY: the walk wrote the first n entries.
-            *o = unsafe { b.assume_init() };
-        }
-    }
-
     #[inline(never)]
     fn fast(out: &mut [u64]) -> Option<usize> {
-        let mut buf = [MaybeUninit::uninit(); 64];
-        let len = out.len().min(64);
+        let len = out.len().min(MEMO - 1);
         // The walk inlined here, not into a closure: its first frame is `fast`'s caller.
         let stack: *const Stack = STACK.with(core::ptr::from_ref);
         // SAFETY: this thread's own thread-local, alive while the thread runs.
-        let n = walk(&mut buf[..len], 0, unsafe { &*stack });
-        copy(&buf, n.unwrap_or(0), out);
+        let stack = unsafe { &*stack };
+        let n = walk(len, stack);
+        for (o, f) in out.iter_mut().zip(stack.frames(n.unwrap_or(0))) {
+            *o = f.get();
+        }
         n
     }
 
@@ -431,10 +461,12 @@ mod tests {
 
     #[inline(never)]
     fn slow(out: &mut [u64]) -> usize {
-        let mut buf = [MaybeUninit::uninit(); 64];
-        let len = out.len().min(64);
-        let n = super::super::unwind::libgcc(&mut buf[..len], 0);
-        copy(&buf, n, out);
+        let buf = [const { Cell::new(0) }; 64];
+        let len = out.len().min(MEMO - 1);
+        let n = super::super::unwind::libgcc(&buf[..len], 0);
+        for (o, f) in out.iter_mut().zip(&buf[..n]) {
+            *o = f.get();
+        }
         n
     }
 
@@ -532,20 +564,19 @@ mod tests {
     }
 
     #[test]
-    fn memo_words_give_back_address_and_rule() {
-        for (addr, r) in [
-            (0x5555_5555_4abc_u64, (16 << OFF_SHIFT) | (2 << RBP_SHIFT)),
-            (0x40_1234, CFA_RBP | 4095 << OFF_SHIFT | 15 << RBP_SHIFT),
-            (0x7fff_ffff_ffff, END),
-            (0x1000, FALLBACK),
-        ] {
-            let w = memo_word(addr, r).expect("fits");
-            assert_eq!(w >> MEMO_RULE_BITS, addr);
-            assert_eq!(memo_rule(w), r);
-        }
-        assert_eq!(memo_word(0x1000, 4096 << OFF_SHIFT), None, "a frame of 4 KiB or more");
-        assert_eq!(memo_word(0x1000, 16 << RBP_SHIFT | 200 << OFF_SHIFT), None, "rbp saved far down");
-        assert_eq!(memo_word(1 << 47, 16 << OFF_SHIFT), None, "not a user address");
+    fn the_memo_keeps_a_rule_while_its_return_address_stays() {
+        let s = Stack::default();
+        s.reached(3, 0x1234);
+        assert_eq!(s.rules[3].get(), UNKNOWN, "a new return address: no rule yet");
+        s.rules[3].set(42);
+        s.reached(3, 0x1234);
+        assert_eq!(s.rules[3].get(), 42, "the same: kept");
+        s.reached(3, 0x1235);
+        assert_eq!(s.rules[3].get(), UNKNOWN, "another: forgotten");
+        assert_eq!(s.frames(3)[2].get(), 0x1235, "frame 3 is the third captured");
+        assert_eq!(s.frames(usize::MAX).len(), MEMO - 1);
+        s.forget_rules();
+        assert!(s.rules.iter().all(|r| r.get() == UNKNOWN));
     }
 
     #[test]
