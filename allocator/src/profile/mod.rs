@@ -15,10 +15,12 @@
 //! a sample's own free looks in the table. Sampled small objects are served from the shared
 //! fallback heap's slabs, in the sampling thread's epoch (`Heap::alloc_sampled`), so that the
 //! frees of the objects around them never see a tag (that branch, taken the other way, was a
-//! misprediction in 1 free of 60).
+//! misprediction in 1 free of 60). A sample's free gives its cell back to that heap's free
+//! cache, and the next sample of the class takes it again (`heap::free`'s `free_in_fallback`),
+//! so samples, which come and go one at a time, keep a few warm cells a class.
 //!
 //! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). A sample costs about
-//! 1,200 instructions (the stack walk of `walk.rs` about 40 a frame, the table the rest), where
+//! 1,100 instructions (the stack walk of `walk.rs` about 40 a frame, the table the rest), where
 //! libgcc's unwinder took 20,000; on `suite profile-cost`'s bare alloc/free loops (about 10 GB/s
 //! allocated) 2 MiB adds under 1% of instructions (BENCHMARKS.md has the current figures).
 //! jemalloc's and Go's 512 KiB would cost about 4x as much. A 2 MiB mean still gives a 16 MiB
