@@ -44,7 +44,7 @@ pub(crate) struct HeapStats {
     pub(crate) empty_overflowed: [AtomicU64; NUM_CLASSES],
     /// Per label: domains opened and ended by this thread (a domain may end on another thread,
     /// so only the sum over heaps means anything), and bytes allocated by this thread inside
-    /// domains of the label (object sizes, counted at every enter and exit).
+    /// domains of the label (requested sizes, counted at every enter and exit).
     pub(crate) label_opened: [AtomicU64; MAX_LABELS],
     pub(crate) label_ended: [AtomicU64; MAX_LABELS],
     pub(crate) label_bytes: [AtomicU64; MAX_LABELS],

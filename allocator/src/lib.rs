@@ -109,7 +109,7 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
     if !h.is_null() {
         // SAFETY: `current_if_any` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
-        if let Some((p, zeroed)) = heap.try_alloc_fast(class) {
+        if let Some((p, zeroed)) = heap.try_alloc_fast(class, size) {
             return (p.as_ptr(), zeroed);
         }
         // Kept in the heap for a sample, so that the slow path needs no register for it.
@@ -129,7 +129,7 @@ fn alloc_small_without_heap(class: SizeClass, size: usize, config: &TemporalSlab
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
         let heap = unsafe { &*h };
         // A heap just created or adopted: the slow path serves it (and syncs its epoch).
-        heap.count_bytes(class);
+        heap.count_bytes(size);
         heap.note_slow_size(size);
         return alloc_small_slow(heap, class, config);
     }

@@ -69,14 +69,6 @@ impl SizeClass {
         unsafe { table.get_unchecked(self.index()) }
     }
 
-    /// [`SizeClass::object_size`] without the bounds test (see [`SizeClass::pick`]): the
-    /// allocation path's form, where the class comes from a lookup table the compiler cannot
-    /// see the bound of.
-    #[inline(always)]
-    pub(crate) fn object_bytes(self) -> u64 {
-        *self.pick(&CLASS_SIZES) as u64
-    }
-
     /// Every class, smallest first.
     pub fn all() -> impl Iterator<Item = SizeClass> {
         (0..NUM_CLASSES as u8).map(SizeClass)

@@ -307,8 +307,9 @@ pub struct LabelEntry {
     /// Domains of this label opened since the process started (counter).
     #[serde(default)]
     pub domains_opened: u64,
-    /// Bytes allocated (object sizes) by threads while inside a domain of this label (counter,
-    /// exact up to the last enter or exit on each thread; needs the `stats` feature).
+    /// Bytes allocated (requested sizes of small objects) by threads while inside a domain of
+    /// this label (counter, exact up to the last enter or exit on each thread; needs the `stats`
+    /// feature).
     #[serde(default)]
     pub allocated_bytes: u64,
 }
