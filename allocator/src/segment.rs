@@ -162,28 +162,7 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 /// else one carved from a segment (mapping a new segment when needed). `None` when the OS refuses
 /// memory. The slab's `zeroed` flag says whether its unused bytes read as zero.
 pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
-    acquire(true)
-}
-
-/// [`acquire_slab`] for a slab that will hold few objects (the heap profile's samples, in the
-/// fallback heap): a purged or never-used one (a new segment if need be), whose pages become
-/// resident only as they are touched, never a warm one (its pages all resident): those serve the
-/// heaps that fill them.
-pub(crate) fn acquire_slab_cold() -> Option<NonNull<SlabMeta>> {
-    acquire(false)
-}
-
-fn acquire(warm_first: bool) -> Option<NonNull<SlabMeta>> {
     let mut pool = POOL.lock();
-    if !warm_first {
-        if let Some(s) = NonNull::new(pool.free) {
-            // SAFETY: slabs in the pool are valid metadata, touched only under this lock.
-            pool.free = unsafe { s.as_ref() }.next.get();
-            POOL_SLABS.fetch_sub(1, Ordering::Relaxed);
-            return Some(s);
-        }
-        return carve(&mut pool);
-    }
     if let Some(s) = NonNull::new(pool.warm) {
         // SAFETY: slabs in the reserve are valid metadata, touched only under this lock.
         pool.warm = unsafe { s.as_ref() }.next.get();
@@ -199,11 +178,6 @@ fn acquire(warm_first: bool) -> Option<NonNull<SlabMeta>> {
         POOL_SLABS.fetch_sub(1, Ordering::Relaxed);
         return Some(s);
     }
-    carve(&mut pool)
-}
-
-/// A slab carved from the segment being carved, mapping a new segment when it is used up.
-fn carve(pool: &mut Pool) -> Option<NonNull<SlabMeta>> {
     if pool.next_slot == SLABS_PER_SEGMENT {
         let seg = OS.map(SEGMENT_SIZE, SEGMENT_SIZE)?.cast::<SegmentHeader>().as_ptr();
         // SAFETY: a fresh zeroed mapping of SEGMENT_SIZE bytes; the header fits in slot 0 and all

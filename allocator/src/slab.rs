@@ -637,15 +637,13 @@ mod tests {
         for (i, &p) in cells.iter().enumerate() {
             assert_eq!(p as usize - cells[0] as usize, i * size, "fresh cells in order");
         }
-        // SAFETY: a cell popped above, given back once (so for each push_local below).
+        // SAFETY (each push_local below): a cell popped above, given back once.
         unsafe { s.push_local(cells[1].cast()) };
         assert_eq!(s.pop_lowest().unwrap().0.as_ptr(), cells[1], "the freed cell, not the next fresh one");
         // After a plain pop made a head run of the fresh cells, a freed lower cell still comes first.
         let run = s.pop().unwrap().0.as_ptr();
         assert_eq!(run as usize - cells[0] as usize, 4 * size);
-        // SAFETY: as above.
         unsafe { s.push_local(cells[0].cast()) };
-        // SAFETY: as above.
         unsafe { s.push_local(cells[2].cast()) };
         assert_eq!(s.pop_lowest().unwrap().0.as_ptr(), cells[0]);
         assert_eq!(s.pop_lowest().unwrap().0.as_ptr(), cells[2]);
@@ -653,7 +651,6 @@ mod tests {
         assert_eq!(next as usize - cells[0] as usize, 5 * size, "then the head run goes on");
         assert_eq!(s.used(), 6);
         for p in cells.iter().copied().chain([run, next]) {
-            // SAFETY: as above: each live cell once.
             unsafe { s.push_local(p.cast()) };
         }
         assert_eq!(s.used(), 0);

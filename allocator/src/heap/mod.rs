@@ -84,9 +84,6 @@ pub(crate) struct Heap {
     /// the thread's allocated bytes when that label was last charged.
     label: Cell<u8>,
     label_mark: Cell<u64>,
-    /// Owner-only: new slabs come purged or never used, not warm (the fallback heap's: it holds
-    /// the heap profile's samples, a few objects a slab).
-    cold_slabs: Cell<bool>,
     /// Owner-only: slabs with room, per epoch slot and class (notify mode).
     partial: [[List; NUM_CLASSES]; EPOCH_SLOTS],
     /// Owner-only: the `close_seq` of each ring slot last swept.
@@ -307,7 +304,7 @@ impl Heap {
             Some(x) => x,
             None => {
                 bump_owned(&self.stats.slow_cache_miss[c]);
-                let slab = if self.cold_slabs.get() { segment::acquire_slab_cold() } else { segment::acquire_slab() }?;
+                let slab = segment::acquire_slab()?;
                 GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
@@ -603,8 +600,6 @@ pub(crate) fn alloc_fallback_in(class: SizeClass, era: u64, sample: bool) -> Opt
         if fb.0.is_null() {
             return None;
         }
-        // SAFETY: under the lock we are the new fallback heap's only user: its owner.
-        unsafe { &*fb.0 }.cold_slabs.set(true);
     }
     // SAFETY: we hold the lock, so we are the fallback heap's only user: its owner.
     let heap = unsafe { &*fb.0 };
