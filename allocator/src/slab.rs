@@ -426,34 +426,6 @@ impl SlabMeta {
         self.take_head()
     }
 
-    /// Owner: takes the lowest free cell (the head run's first, or a lower one from the bitmap).
-    /// For a slab that serves few objects at a time, whose frees come back in any order (the
-    /// heap profile's samples, `Heap::alloc_sampled`): it keeps reusing its first cells, and so
-    /// touches few pages, where [`SlabMeta::pop`] would carve its whole head run first.
-    pub(crate) fn pop_lowest(&self) -> Option<(NonNull<u8>, bool)> {
-        let h = self.head.get();
-        let (cur, end) = (h as u32, (h >> 32) as u32);
-        let size = self.class().object_size() as u32;
-        let Some((w, word)) = self.first_set_word() else { return self.take_head() };
-        let bit = word.trailing_zeros();
-        let off = (w * 64 + bit) * size;
-        if cur < end && cur < off {
-            return self.take_head();
-        }
-        // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is this slab's
-        // and we own it.
-        unsafe { self.bitmap_word(w).write(word & !(1u64 << bit)) };
-        let bump = self.bump();
-        let zeroed = off >= bump && self.zeroed();
-        if off + size > bump {
-            self.set_bump(off + size);
-        }
-        self.set_used(self.used().wrapping_add(1));
-        let p = self.start().wrapping_add(off as usize);
-        // SAFETY: the slab start is non-null (inside a mapping), so is any offset into it.
-        Some((unsafe { NonNull::new_unchecked(p) }, zeroed))
-    }
-
     /// Owner: whether the head run holds fewer than `n` cells (after a [`SlabMeta::pop`], a sign
     /// that the free cells are scattered).
     pub(crate) fn head_shorter_than(&self, n: u32) -> bool {
@@ -618,42 +590,5 @@ impl SlabMeta {
                 Err(w) => word = w,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::size_class::class_for;
-
-    #[test]
-    fn pop_lowest_takes_freed_cells_before_fresh_ones() {
-        let slab = crate::segment::acquire_slab().expect("a slab from the pool");
-        // SAFETY: an empty slab from the pool: nobody else refers to it.
-        let s = unsafe { slab.as_ref() };
-        let class = class_for(4096, 8).expect("a small class");
-        let size = class.object_size();
-        s.format(class, 1, core::ptr::null_mut());
-        let cells: Vec<*mut u8> = (0..4).map(|_| s.pop_lowest().expect("room").0.as_ptr()).collect();
-        for (i, &p) in cells.iter().enumerate() {
-            assert_eq!(p as usize - cells[0] as usize, i * size, "fresh cells in order");
-        }
-        // SAFETY (each push_local below): a cell popped above, given back once.
-        unsafe { s.push_local(cells[1].cast()) };
-        assert_eq!(s.pop_lowest().unwrap().0.as_ptr(), cells[1], "the freed cell, not the next fresh one");
-        // After a plain pop made a head run of the fresh cells, a freed lower cell still comes first.
-        let run = s.pop().unwrap().0.as_ptr();
-        assert_eq!(run as usize - cells[0] as usize, 4 * size);
-        unsafe { s.push_local(cells[0].cast()) };
-        unsafe { s.push_local(cells[2].cast()) };
-        assert_eq!(s.pop_lowest().unwrap().0.as_ptr(), cells[0]);
-        assert_eq!(s.pop_lowest().unwrap().0.as_ptr(), cells[2]);
-        let next = s.pop_lowest().unwrap().0.as_ptr();
-        assert_eq!(next as usize - cells[0] as usize, 5 * size, "then the head run goes on");
-        assert_eq!(s.used(), 6);
-        for p in cells.iter().copied().chain([run, next]) {
-            unsafe { s.push_local(p.cast()) };
-        }
-        assert_eq!(s.used(), 0);
-        crate::segment::release_slab(s);
     }
 }

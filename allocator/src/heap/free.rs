@@ -3,7 +3,7 @@
 
 use core::sync::atomic::Ordering;
 
-use super::{current_if_any, help_parked, Heap, FALLBACK, PARKED};
+use super::{current_if_any, help_parked, Heap, PARKED};
 use crate::counters::{bump_owned, GLOBAL};
 use crate::slab::{SlabMeta, SlabState, ERA_BITS};
 
@@ -117,10 +117,6 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
         // SAFETY: `h` is this thread's own heap; only we write its counters.
         bump_owned(unsafe { &(*h).stats.frees[c] });
     }
-    // SAFETY: forwarded: p is a live object of this slab that the caller gives up.
-    if cfg!(feature = "profile") && tags != 0 && unsafe { free_in_fallback(s, p) } {
-        return;
-    }
     // SAFETY: p is a live object of this slab that the caller gives up.
     if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
         // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
@@ -132,34 +128,4 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
             help_parked(owner);
         }
     }
-}
-
-/// The free of `p` in `s`, a slab with sample tags, done as its owner when that is the shared
-/// fallback heap (where sampled objects live, `Heap::alloc_sampled`) and its lock is free: into
-/// that heap's free cache when there is room, else into the slab. So the next sample of the
-/// class takes this cell again, on a page already touched: freed remotely, the cell waited on the
-/// slab's remote list while the fallback bin carved fresh cells, one new page a sample until the
-/// slab was used up (alloc-test: +2.6 MB peak RSS, ~190 more page faults a run). Returns false,
-/// having done nothing, when the slab is another heap's or the lock is taken (the caller then
-/// frees remotely: `try_lock`, because a free may come while a thread holds a lock that nests
-/// after this one).
-///
-/// # Safety
-/// `p` must be a live object of slab `s` that the caller gives up.
-#[cold]
-#[inline(never)]
-unsafe fn free_in_fallback(s: &SlabMeta, p: *mut u8) -> bool {
-    let Some(fb) = FALLBACK.try_lock() else { return false };
-    if fb.0.is_null() || s.owner.load(Ordering::Relaxed) != fb.0.cast() {
-        return false;
-    }
-    // SAFETY: we hold the lock, so we act as the fallback heap's only user: its owner, and it
-    // owns the slab (an owner does not change while the slab holds p).
-    let heap = unsafe { &*fb.0 };
-    if s.era() == heap.era.load(Ordering::Relaxed) && heap.cache_push(s.class(), p) {
-        return true;
-    }
-    // SAFETY: p is a live object of this slab, which `heap` owns (above).
-    unsafe { free_local(heap, s, p) };
-    true
 }

@@ -202,7 +202,7 @@ impl Heap {
         if self.cd.stale(GEN.load(Ordering::Relaxed)) {
             self.refresh();
         }
-        let got = alloc_fallback_in(class, self.era.load(Ordering::Relaxed), true)?;
+        let got = alloc_fallback_in(class, self.era.load(Ordering::Relaxed))?;
         self.sample(got.0.as_ptr(), self.sampler.noted_size(), true);
         Some(got)
     }
@@ -579,18 +579,14 @@ pub(crate) static FALLBACK: SpinLock<FallbackHeap> = SpinLock::new(FallbackHeap(
 /// Allocates one object of `class` without a thread heap.
 #[cold]
 pub(crate) fn alloc_fallback(class: SizeClass) -> Option<(NonNull<u8>, bool)> {
-    alloc_fallback_in(class, 0, false)
+    alloc_fallback_in(class, 0)
 }
 
 /// [`alloc_fallback`] in epoch `era` (0: whichever the fallback heap is in): the fallback heap
 /// follows the calling thread's epoch (its refresh reads the caller's domain, as the caller's
-/// own heap's does), so a thread in `era` gets an object of `era`. A `sample` (a heap-profile
-/// sample, `Heap::alloc_sampled`) takes the cell its class's samples freed last (the free cache,
-/// which their frees fill, `free.rs`), else the bin's lowest free cell: samples come and go one
-/// at a time, and the bin's next run would be a fresh cell, often a fresh page, each time (one
-/// slab a sampled class, nearly all of it touched: alloc-test +1.1 MB RSS).
+/// own heap's does), so a thread in `era` gets an object of `era`.
 #[cfg_attr(not(feature = "profile"), allow(dead_code))]
-pub(crate) fn alloc_fallback_in(class: SizeClass, era: u64, sample: bool) -> Option<(NonNull<u8>, bool)> {
+pub(crate) fn alloc_fallback_in(class: SizeClass, era: u64) -> Option<(NonNull<u8>, bool)> {
     // The caller (lib.rs) has started the reclaimer before this lock: starting it creates a
     // thread, and the C library allocates for it (its TLS vector); when `malloc` is ours (the C
     // ABI), that nested call comes back here and would spin on the lock we hold.
@@ -605,21 +601,6 @@ pub(crate) fn alloc_fallback_in(class: SizeClass, era: u64, sample: bool) -> Opt
     let heap = unsafe { &*fb.0 };
     if era != 0 && heap.era.load(Ordering::Relaxed) != era {
         heap.cd.force_stale();
-    }
-    if sample && !heap.cd.stale(GEN.load(Ordering::Relaxed)) {
-        if let Some(p) = heap.cache_pop(class) {
-            heap.count_alloc(class);
-            // SAFETY: cached objects are objects this allocator handed out: non-null.
-            return Some((unsafe { NonNull::new_unchecked(p) }, false));
-        }
-        // SAFETY: bins hold slabs this heap owns.
-        if let Some(slab) = unsafe { heap.bins[class.index()].get().as_ref() } {
-            slab.collect_remote();
-            if let Some(got) = slab.pop_lowest() {
-                heap.count_alloc(class);
-                return Some(got);
-            }
-        }
     }
     heap.alloc_slow(class)
 }
