@@ -15,9 +15,7 @@
 //! a sample's own free looks in the table. Sampled small objects are served from the shared
 //! fallback heap's slabs, in the sampling thread's epoch (`Heap::alloc_sampled`), so that the
 //! frees of the objects around them never see a tag (that branch, taken the other way, was a
-//! misprediction in 1 free of 60). A sample's free gives its cell back to that heap's free
-//! cache, and the next sample of the class takes it again (`heap::free`'s `free_in_fallback`),
-//! so samples, which come and go one at a time, keep a few warm cells a class.
+//! misprediction in 1 free of 60).
 //!
 //! Default mean: [`DEFAULT_SAMPLE_BYTES`], 2 MiB (tcmalloc's default). A sample costs about
 //! 1,100 instructions (the stack walk of `walk.rs` about 40 a frame, the table the rest), where
