@@ -114,24 +114,30 @@ fn a_thousand_concurrent_requests_migrate_and_are_attributed_to_their_route() {
     let before = temporal_slab::snapshot();
     let (a0, b0) = (label_figures("/a").0, label_figures("/b").0);
     migrated.store(0, Ordering::Relaxed);
-    batch();
+    // Whether a task moves is the scheduler's choice: on a loaded machine a whole batch can stay
+    // put, so the measured window takes batches until one request did move (at most 10).
+    let mut batches = 0u64;
+    while batches < 10 && (batches == 0 || migrated.load(Ordering::Relaxed) == 0) {
+        batch();
+        batches += 1;
+    }
     drop(rt);
     let after = temporal_slab::snapshot();
     let (a1, open_a) = label_figures("/a");
     let (b1, open_b) = label_figures("/b");
-    let per_route = (REQUESTS / 2) as u64 * STEPS as u64;
+    let per_route = batches * (REQUESTS / 2) as u64 * STEPS as u64;
     // What each request allocates besides its blocks (its boxed future, tokio's bookkeeping while
     // polling) is the same for both routes; a block counted under the other route's label moves
     // 2 or 4 KiB from one extra to the other.
     let extra_a = (a1 - a0).checked_sub(per_route * 2048).expect("/a was charged less than its blocks");
     let extra_b = (b1 - b0).checked_sub(per_route * 4096).expect("/b was charged less than its blocks");
-    assert!(extra_a < 1024 * (REQUESTS as u64 / 2), "/a: {extra_a} B charged beyond its blocks");
+    assert!(extra_a < batches * 1024 * (REQUESTS as u64 / 2), "/a: {extra_a} B charged beyond its blocks");
     // Tolerance: one late growth of a runtime buffer inside some request (seen once, under CI
     // load: 2,176 B); a wrong attribution moves whole blocks, request after request.
     assert!(extra_a.abs_diff(extra_b) < 4096, "the routes' extras differ: /a {extra_a} B, /b {extra_b} B");
     assert_eq!((open_a, open_b), (0, 0), "every request's domain ended");
     assert_eq!(misuse(&after.global), misuse(&before.global), "domain misuse");
-    assert!(migrated.load(Ordering::Relaxed) > 0, "no request moved between worker threads");
+    assert!(migrated.load(Ordering::Relaxed) > 0, "no request moved between worker threads in {batches} batches");
 }
 
 /// A body fed by the test through a channel; each poll allocates (and frees) 3 KiB, which the
