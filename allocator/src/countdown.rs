@@ -14,8 +14,8 @@
 //!
 //! A sample gap longer than a chunk is kept in `rest` and moved into `left` a chunk at a time: a
 //! slow-path visit per 16 MiB allocated, which is also all that sampling turned off costs.
-//! With `stats` compiled out there is no countdown: `left` stays 0 and the test is the
-//! generation's alone.
+//! With both `stats` and `profile` compiled out there is no countdown: `left` stays 0 and the
+//! test is the generation's alone.
 //!
 //! Wrapping: `GEN` wraps after 2^40 changes. The signed difference is right while a heap lags by
 //! fewer than 2^39 of them (a thread idle through 2^39 epoch changes: 6 days at a million a
@@ -46,7 +46,7 @@ impl Countdown {
     /// Where `key` lies in a `Countdown` (for [`Countdown::count_and_test`]'s `KEY_AT`).
     pub(crate) const KEY_OFFSET: usize = core::mem::offset_of!(Countdown, key);
 
-    /// The fast path's test: counts `bytes` allocated (with `stats`) and tells whether the
+    /// The fast path's test: counts `bytes` allocated (with `stats` or `profile`) and tells whether the
     /// allocation may stay on the fast path against the global generation `global`. When it may
     /// not, the bytes are counted all the same: the slow path serves the same allocation.
     ///
@@ -62,7 +62,7 @@ impl Countdown {
         // load, subtract, store and compare: two more), and it does not fold an atomic or
         // volatile reload into the compare. (A `label` operand, asm goto: Rust 1.87, the
         // workspace's rust-version.)
-        #[cfg(all(feature = "stats", target_arch = "x86_64", not(miri)))]
+        #[cfg(all(any(feature = "stats", feature = "profile"), target_arch = "x86_64", not(miri)))]
         {
             // SAFETY: `base + KEY_AT` is this countdown's `key` (the caller's contract, checked
             // in debug builds), valid for reads and writes, and only its owner thread (this one)
@@ -83,7 +83,7 @@ impl Countdown {
             }
             true
         }
-        #[cfg(not(all(feature = "stats", target_arch = "x86_64", not(miri))))]
+        #[cfg(not(all(any(feature = "stats", feature = "profile"), target_arch = "x86_64", not(miri))))]
         {
             let _ = base;
             self.count(bytes);
@@ -95,7 +95,7 @@ impl Countdown {
     /// [`Countdown::count_and_test`] (a heap's first, served by the slow path).
     #[inline(always)]
     pub(crate) fn count(&self, bytes: u64) {
-        if cfg!(feature = "stats") {
+        if cfg!(any(feature = "stats", feature = "profile")) {
             self.key.set(self.key.get().wrapping_sub(bytes));
         }
     }

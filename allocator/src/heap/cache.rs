@@ -15,9 +15,21 @@
 //! empty; until then a thread keeps at most that much freed memory (and the slabs it lies in)
 //! per class.
 
+//! Counting for free: each class keeps one word, `pops << 8 | depth`. A pop adds
+//! `(1 << 8) - 1` (one more pop, one object fewer), a push adds 1; the word is the stack's
+//! depth and also the number of allocations the cache served, so the allocation and free
+//! counters of the common free-then-allocate pattern cost no instruction of their own (the
+//! per-class counts of `counters.rs` take only what the cache does not serve). The frees the
+//! cache took are `pops + depth + flushed - filled`: pushes are user frees, except the cells
+//! `Heap::cache_scattered` moves in from a slab (filled), and every pushed object leaves by a
+//! pop, a flush or stays (depth). `flushed - filled` is the class's `adjust` word, changed on
+//! slow paths only, inside a seqlock (`changes`) so that a snapshot reads each class's word and
+//! `adjust` as one state: between the two stores a snapshot would see the frees off by up to
+//! a cache's depth. `pops` has 56 bits: at a billion pops a second, 2 years before it wraps.
+
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::{Heap, HEAPS};
 use crate::size_class::{SizeClass, CLASS_SIZES, NUM_CLASSES};
@@ -48,25 +60,43 @@ const fn build_capacity() -> [u8; NUM_CLASSES] {
 }
 
 /// The per-class stacks (part of [`Heap`]; all-zero bytes are empty caches). The slots are
-/// owner-only; the counts are written by the owner only (Relaxed load + store) and read by
+/// owner-only; the words are written by the owner only (Relaxed load + store) and read by
 /// snapshots.
 #[repr(C)]
 pub(crate) struct FreeCache {
-    counts: [AtomicU8; NUM_CLASSES],
+    /// Per class `pops << DEPTH_BITS | depth` (see the module docs).
+    words: [AtomicU64; NUM_CLASSES],
+    /// Per class, wrapping: objects flushed to their slabs minus cells filled in from a slab.
+    adjust: [AtomicU64; NUM_CLASSES],
+    /// Seqlock over `adjust` and the words' fills and flushes: odd while the owner changes them.
+    changes: AtomicU64,
     slots: [[Cell<*mut u8>; CACHE_SLOTS]; NUM_CLASSES],
+}
+
+/// Low bits of a class's word that hold the stack's depth (at most `CACHE_SLOTS`).
+const DEPTH_BITS: u32 = 8;
+/// What a pop adds to a class's word: one pop more, one object fewer.
+const POP: u64 = (1 << DEPTH_BITS) - 1;
+
+/// The depth in a class's word.
+#[inline(always)]
+fn depth(word: u64) -> u8 {
+    word as u8
 }
 
 impl Heap {
     /// Fast path: the object of `class` freed last, if the cache has one. Owner only.
     #[inline(always)]
     pub(super) fn cache_pop(&self, class: SizeClass) -> Option<*mut u8> {
-        let count = class.pick(&self.cache.counts);
-        let n = count.load(Ordering::Relaxed);
+        let word = class.pick(&self.cache.words);
+        let w = word.load(Ordering::Relaxed);
+        let n = depth(w);
         if n == 0 {
             return None;
         }
-        count.store(n - 1, Ordering::Relaxed);
-        // `n - 1 < CACHE_SLOTS`: counts never exceed CAPACITY <= CACHE_SLOTS.
+        // Counts the allocation too (the module docs): `n > 0`, so the depth does not borrow.
+        word.store(w.wrapping_add(POP), Ordering::Relaxed);
+        // `n - 1 < CACHE_SLOTS`: depths never exceed CAPACITY <= CACHE_SLOTS.
         Some(class.pick(&self.cache.slots)[usize::from(n - 1) % CACHE_SLOTS].get())
     }
 
@@ -75,8 +105,9 @@ impl Heap {
     /// owns p's slab and that the slab belongs to the heap's current epoch. Owner only.
     #[inline(always)]
     pub(super) fn cache_push(&self, class: SizeClass, p: *mut u8) -> bool {
-        let count = class.pick(&self.cache.counts);
-        let n = count.load(Ordering::Relaxed);
+        let word = class.pick(&self.cache.words);
+        let w = word.load(Ordering::Relaxed);
+        let n = depth(w);
         if n >= *class.pick(&CAPACITY) {
             return false;
         }
@@ -86,28 +117,66 @@ impl Heap {
             crate::os::invalid_pointer();
         }
         slots[usize::from(n) % CACHE_SLOTS].set(p);
-        count.store(n + 1, Ordering::Relaxed);
+        // `n < CAPACITY <= CACHE_SLOTS < 256`: the depth does not carry into the pops.
+        word.store(w.wrapping_add(1), Ordering::Relaxed);
         true
     }
 
-    /// Owner: gives every cached object back to its slab (which may empty it).
-    /// Free slots in the cache of `class`.
-    pub(super) fn cache_room(&self, class: SizeClass) -> u32 {
-        u32::from(class.pick(&CAPACITY).saturating_sub(class.pick(&self.cache.counts).load(Ordering::Relaxed)))
+    /// Owner: moves cells of `class` that no user freed into the cache (`Heap::cache_scattered`):
+    /// `fill` pushes them and returns how many; they do not count as frees.
+    pub(super) fn cache_fill(&self, class: SizeClass, fill: impl FnOnce() -> u32) {
+        self.begin_change();
+        let n = fill();
+        self.add_adjust(class, u64::from(n).wrapping_neg());
+        self.end_change();
     }
 
+    fn add_adjust(&self, class: SizeClass, n: u64) {
+        let adjust = class.pick(&self.cache.adjust);
+        adjust.store(adjust.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Owner: opens a change of `adjust` (see the module docs).
+    fn begin_change(&self) {
+        let seq = &self.cache.changes;
+        seq.store(seq.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        // Release: a snapshot that sees any store of the change also sees the odd sequence.
+        fence(Ordering::Release);
+    }
+
+    /// Owner: closes the change [`Heap::begin_change`] opened.
+    fn end_change(&self) {
+        let seq = &self.cache.changes;
+        // Release: a snapshot that sees the even sequence sees every store of the change.
+        seq.store(seq.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+    }
+
+    /// Free slots in the cache of `class`.
+    pub(super) fn cache_room(&self, class: SizeClass) -> u32 {
+        u32::from(class.pick(&CAPACITY).saturating_sub(depth(class.pick(&self.cache.words).load(Ordering::Relaxed))))
+    }
+
+    /// Owner: gives every cached object back to its slab (which may empty it).
     pub(super) fn flush_cache(&self) {
+        self.begin_change();
         for class in SizeClass::all() {
-            let count = class.pick(&self.cache.counts);
+            let word = class.pick(&self.cache.words);
+            let w = word.load(Ordering::Relaxed);
+            let n = depth(w);
+            if n == 0 {
+                continue;
+            }
             let slots = class.pick(&self.cache.slots);
-            for slot in &slots[..usize::from(count.load(Ordering::Relaxed)).min(CACHE_SLOTS)] {
+            for slot in &slots[..usize::from(n).min(CACHE_SLOTS)] {
                 // SAFETY: cached objects are dead objects of slabs this heap owns (pushed by
                 // `free_small` after its ownership check; a slab with a cached object counts
                 // it in `used`, so it cannot have changed owner since), each cached once.
                 unsafe { self.give_back(slot.replace(ptr::null_mut())) };
             }
-            count.store(0, Ordering::Relaxed);
+            word.store(w - u64::from(n), Ordering::Relaxed);
+            self.add_adjust(class, u64::from(n));
         }
+        self.end_change();
     }
 }
 
@@ -125,9 +194,49 @@ pub(crate) fn for_each_cached(mut f: impl FnMut(u64, SizeClass, u64)) {
         let heap = unsafe { &*h };
         let era = heap.era.load(Ordering::Relaxed);
         for class in SizeClass::all() {
-            let n = class.pick(&heap.cache.counts).load(Ordering::Relaxed);
+            let n = depth(class.pick(&heap.cache.words).load(Ordering::Relaxed));
             if n > 0 {
                 f(era, class, u64::from(n));
+            }
+        }
+        h = heap.next.load(Ordering::Acquire);
+    }
+}
+
+/// Calls `f(class, allocations, frees)` for every heap and class with what its free cache served:
+/// the allocations it handed out and the frees it took (see the module docs). Like every
+/// snapshot figure racy, but each heap's pair is read as one state of it: the read is retried
+/// while the owner fills or flushes its cache, a few times at most (an owner stopped in the
+/// middle, say by a debugger, must not stop the snapshot), after which a count may be off by
+/// the cache's depth (`stats::raw` keeps the reported counts from going down).
+pub(crate) fn for_each_cache_traffic(mut f: impl FnMut(SizeClass, u64, u64)) {
+    const TRIES: usize = 64;
+    let mut pairs = [(0u64, 0u64); NUM_CLASSES];
+    // Acquire: pairs with the Release CAS in `push_heap`.
+    let mut h = HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are valid forever; the words are atomics, safe to read from any thread.
+        let heap = unsafe { &*h };
+        let seq = &heap.cache.changes;
+        for _ in 0..TRIES {
+            // Acquire: pairs with `end_change`'s Release store.
+            let before = seq.load(Ordering::Acquire);
+            for (class, pair) in SizeClass::all().zip(&mut pairs) {
+                let w = class.pick(&heap.cache.words).load(Ordering::Relaxed);
+                let adjust = class.pick(&heap.cache.adjust).load(Ordering::Relaxed);
+                let pops = w >> DEPTH_BITS;
+                *pair = (pops, pops.wrapping_add(u64::from(depth(w))).wrapping_add(adjust));
+            }
+            // Acquire: pairs with `begin_change`'s Release fence (the reads above come first).
+            fence(Ordering::Acquire);
+            if before % 2 == 0 && seq.load(Ordering::Relaxed) == before {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        for (class, &(allocs, frees)) in SizeClass::all().zip(&pairs) {
+            if allocs != 0 || frees != 0 {
+                f(class, allocs, frees);
             }
         }
         h = heap.next.load(Ordering::Acquire);

@@ -44,13 +44,13 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         // thread's heap (non-null because a live slab always has an owner).
         let heap = unsafe { &*h };
         let class = s.class();
-        bump_owned(class.pick(&heap.stats.frees));
         // Only objects of the heap's current epoch are cached: the cache must not place a later
         // phase's objects in an earlier phase's slab. A slab with recorded samples fails this
         // compare too (its era word carries their tags), so the common free tests nothing else.
         let word = s.era_word();
         let era = heap.era.load(Ordering::Relaxed);
         if (word == era || cacheable_sampled(word, era, p)) && heap.cache_push(class, p) {
+            // Counted by the push itself (`cache.rs`).
             return;
         }
         // The tags' test as a rotation too (see `cacheable_sampled`).
@@ -74,6 +74,8 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
 /// `p` is a live object of slab `s`, which `heap` (this thread's) owns.
 #[inline(always)]
 unsafe fn free_local(heap: &Heap, s: &SlabMeta, p: *mut u8) {
+    // The frees the cache takes count themselves; the others count here.
+    bump_owned(s.class().pick(&heap.stats.frees));
     // SAFETY: caller guarantees.
     let used = unsafe { s.push_local(p.cast()) };
     // A bin needs nothing; a full slab now has room; any other slab matters once empty.

@@ -48,7 +48,7 @@ mod free;
 mod registry;
 mod tls;
 
-pub(crate) use cache::for_each_cached;
+pub(crate) use cache::{for_each_cache_traffic, for_each_cached};
 pub(crate) use domains::{add_domain, count_domain_label, domain_sum, set_domain, NO_LABEL_ID};
 pub(crate) use epochs::sweep_after_close;
 pub(crate) use free::free_small;
@@ -134,13 +134,14 @@ impl Heap {
         if !self.cd.count_and_test::<KEY_AT>(base, size as u64, GEN.load(Ordering::Relaxed)) {
             return None;
         }
-        let got = match self.cache_pop(class) {
+        if let Some(p) = self.cache_pop(class) {
+            // Counted by the pop itself (`cache.rs`).
             // SAFETY: cached objects are objects this allocator handed out: non-null.
-            Some(p) => (unsafe { NonNull::new_unchecked(p) }, false),
-            // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
-            None => unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?,
-        };
-        bump_owned(class.pick(&self.stats.allocs));
+            return Some((unsafe { NonNull::new_unchecked(p) }, false));
+        }
+        // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
+        let got = unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?;
+        self.count_alloc(class);
         Some(got)
     }
 
@@ -259,9 +260,11 @@ impl Heap {
             return;
         }
         let room = self.cache_room(class);
-        slab.take_cells(room, |p| {
-            let pushed = self.cache_push(class, p);
-            debug_assert!(pushed, "room was counted");
+        self.cache_fill(class, || {
+            slab.take_cells(room, |p| {
+                let pushed = self.cache_push(class, p);
+                debug_assert!(pushed, "room was counted");
+            })
         });
     }
 
@@ -276,8 +279,7 @@ impl Heap {
         } else if let Some(p) = self.cache_pop(class) {
             // Not a slow-path event either: the fast path left for the end of a countdown chunk
             // (a sample point) with objects in the cache. The object it would have taken, so
-            // that sampling changes nothing of which cells are used.
-            self.count_alloc(class);
+            // that sampling changes nothing of which cells are used. (Counted by the pop.)
             // SAFETY: cached objects are objects this allocator handed out: non-null.
             return Some((unsafe { NonNull::new_unchecked(p) }, false));
         } else if let Some(slab) = NonNull::new(self.bins[c].get()) {

@@ -146,6 +146,31 @@ impl RawSnapshot {
     }
 }
 
+/// Per class, the highest allocation and free counts a snapshot has reported: the free caches'
+/// counts are read as one state of each heap, but a heap stopped halfway through a change of
+/// its cache (`heap/cache.rs`) can leave them off by a cache's depth for a while. Reporting the
+/// highest count seen keeps every snapshot's counters from going down (Prometheus would read a
+/// reset).
+#[allow(clippy::declare_interior_mutable_const)]
+const SEEN_ZERO: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static SEEN: [[AtomicU64; 2]; NUM_CLASSES] = [SEEN_ZERO; NUM_CLASSES];
+
+/// Adds what the free caches served to the counts, then keeps them from going down (`SEEN`).
+fn add_cache_traffic(classes: &mut [RawClass; NUM_CLASSES]) {
+    if !cfg!(feature = "stats") {
+        return;
+    }
+    heap::for_each_cache_traffic(|class, allocs, frees| {
+        let c = &mut classes[class.index()];
+        c.allocations = c.allocations.wrapping_add(allocs);
+        c.frees = c.frees.wrapping_add(frees);
+    });
+    for (c, seen) in classes.iter_mut().zip(&SEEN) {
+        c.allocations = c.allocations.max(seen[0].fetch_max(c.allocations, Ordering::Relaxed));
+        c.frees = c.frees.max(seen[1].fetch_max(c.frees, Ordering::Relaxed));
+    }
+}
+
 fn sum_into(a: &[AtomicU64; NUM_CLASSES], into: &mut [RawClass; NUM_CLASSES], f: fn(&mut RawClass) -> &mut u64) {
     for (o, c) in into.iter_mut().zip(a) {
         *f(o) += c.load(Ordering::Relaxed);
@@ -177,6 +202,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     }
     let g = &GLOBAL;
     sum_into(&g.orphan_frees, &mut raw.classes, |c| &mut c.frees);
+    add_cache_traffic(&mut raw.classes);
     sum_into(&g.new_slabs, &mut raw.classes, |c| &mut c.new_slabs);
     sum_into(&g.class_madvise_calls, &mut raw.classes, |c| &mut c.madvise_calls);
     sum_into(&g.class_madvise_bytes, &mut raw.classes, |c| &mut c.madvise_bytes);

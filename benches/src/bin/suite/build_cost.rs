@@ -4,7 +4,10 @@
 //! loops, and the times of a few workloads, all variants interleaved.
 //!
 //! - `stats-cost`: counters on (this build, sampling off by `TSLAB_PROFILE_SAMPLE=0`) against a
-//!   `--no-default-features` build (counters compiled out).
+//!   `--no-default-features --features profile` build (counters compiled out, the heap profiler
+//!   and its byte countdown kept: that countdown is the profiler's sample trigger, which the
+//!   counters' byte count shares), and with `--bare DIR` also a `--no-default-features` build
+//!   (neither: no countdown at all).
 //! - `profile-cost`: sampling at the default mean and compiled in but off (this build, with
 //!   `TSLAB_PROFILE_SAMPLE=0`), against a `--no-default-features --features stats` build (the
 //!   profiler compiled out, counters on in all three).
@@ -31,6 +34,8 @@ pub(super) enum Feature {
 pub(super) struct CostOptions {
     feature: Feature,
     without: PathBuf,
+    /// `stats-cost` only: a build with neither counters nor profiler, compared too.
+    bare: Option<PathBuf>,
     rounds: usize,
     reps: usize,
     out: PathBuf,
@@ -41,6 +46,7 @@ pub(super) fn parse_cost(args: &[String], feature: Feature) -> Result<CostOption
     let mut o = CostOptions {
         feature,
         without: PathBuf::new(),
+        bare: None,
         rounds: 10,
         reps: 3,
         out: PathBuf::from(match feature {
@@ -53,6 +59,7 @@ pub(super) fn parse_cost(args: &[String], feature: Feature) -> Result<CostOption
     while let Some(a) = it.next() {
         match a.as_str() {
             "--without" => o.without = PathBuf::from(value(a, &mut it)?),
+            "--bare" if feature == Feature::Stats => o.bare = Some(PathBuf::from(value(a, &mut it)?)),
             "--rounds" => o.rounds = number(a, value(a, &mut it)?, 1..=100)?,
             "--reps" => o.reps = number(a, value(a, &mut it)?, 1..=100)?,
             "--out" => o.out = PathBuf::from(value(a, &mut it)?),
@@ -62,7 +69,9 @@ pub(super) fn parse_cost(args: &[String], feature: Feature) -> Result<CostOption
     }
     if o.without.as_os_str().is_empty() {
         return Err(match feature {
-            Feature::Stats => "stats-cost needs --without DIR (the release directory of a --no-default-features build)",
+            Feature::Stats => {
+                "stats-cost needs --without DIR (the release directory of a --no-default-features --features profile build)"
+            }
             Feature::Profile => {
                 "profile-cost needs --without DIR (the release directory of a --no-default-features --features stats build)"
             }
@@ -87,10 +96,14 @@ const SAMPLING_OFF: &[(&str, &str)] = &[("TSLAB_PROFILE_SAMPLE", "0")];
 fn variants(o: &CostOptions, here: PathBuf) -> Vec<Variant> {
     let v = |name, dir, env, expect| Variant { name, dir, env, expect };
     match o.feature {
-        Feature::Stats => vec![
-            v("counters on", here, SAMPLING_OFF, (true, true)),
-            v("counters off", o.without.clone(), &[], (false, false)),
-        ],
+        Feature::Stats => {
+            let mut list = vec![v("counters on", here, SAMPLING_OFF, (true, true))];
+            if let Some(bare) = &o.bare {
+                list.push(v("neither", bare.clone(), &[], (false, false)));
+            }
+            list.push(v("counters off", o.without.clone(), SAMPLING_OFF, (false, true)));
+            list
+        }
         Feature::Profile => vec![
             v("sampling on", here.clone(), &[], (true, true)),
             v("compiled in, off", here, SAMPLING_OFF, (true, true)),

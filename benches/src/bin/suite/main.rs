@@ -7,7 +7,7 @@
 //! suite quick  [same options]       smoke test: both groups, tiny sizes, 1 repetition (< 60 s)
 //! suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]
 //! suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]
-//! suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]
+//! suite stats-cost --without DIR [--bare DIR] [--rounds N] [--reps N] [--out PATH] [--no-callgrind]
 //! suite profile-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]
 //! suite build-info
 //!
@@ -62,7 +62,8 @@
 //! `target/bench-quick.json`). Nothing is asserted: this is never a pass/fail gate.
 //!
 //! `stats-cost` compares this build (temporal-slab's counters on) with the `suite` and `pairs`
-//! binaries of a `--no-default-features` build in `--without DIR` (counters compiled out): the
+//! binaries of a `--no-default-features --features profile` build in `--without DIR` (counters
+//! compiled out, the profiler kept; `--bare DIR`: also a `--no-default-features` build): the
 //! instructions counted by callgrind in the measured loops of the single-thread workloads and of
 //! 1M 64 B alloc+free pairs (`pairs`), and the times of a few workloads, both builds interleaved
 //! over `--rounds` rounds (default 10). `profile-cost` does the same for the heap profiler:
@@ -125,7 +126,7 @@ fn usage_text() -> String {
          [--no-latency]\n       \
          suite epochs [--out PATH] [--reps N] [--quick] [--threads LIST] [--workloads LIST] [--allocators LIST]\n       \
          suite one <allocator> <workload> [--threads N] [--reps N] [--quick] [--no-latency]\n       \
-         suite stats-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
+         suite stats-cost --without DIR [--bare DIR] [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
          suite profile-cost --without DIR [--rounds N] [--reps N] [--out PATH] [--no-callgrind]\n       \
          suite build-info\n\
          \n\
