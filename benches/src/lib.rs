@@ -24,6 +24,7 @@
 //! * [`block`]: one-call blocks and plain or individually timed allocator calls.
 //! * [`clock`]: the cheap clock for single calls and nearest-rank percentiles.
 //! * [`procfs`]: RSS, peak RSS, page faults and machine facts from `/proc`.
+//! * [`remote`]: one thread allocates, another frees (`pairs --remote`).
 //! * [`churn`]: the epoch churn / lifetime-mixed cycles (binaries `churn` and `suite`).
 //! * [`workloads`]: the `suite` workloads.
 
@@ -31,6 +32,7 @@ pub mod block;
 pub mod churn;
 pub mod clock;
 pub mod procfs;
+pub mod remote;
 pub mod selected;
 pub mod workloads;
 

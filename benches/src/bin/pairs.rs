@@ -13,11 +13,22 @@
 //! ```
 //!
 //! or the difference of total Ir between `iterations` = 2N and N, divided by N.
+//!
+//! ```text
+//! pairs <allocator> <size> <objects> --remote
+//! ```
+//!
+//! Remote frees instead ([`benches::remote`]): a producer thread allocates `objects` objects in
+//! batches of 256 and a consumer thread frees them; prints the time of one free (and of one
+//! allocation) in the timed loops alone. Instructions of the frees alone:
+//! `--toggle-collect='*free_batch*'`. tcmalloc (or any malloc) is measured as `glibc` under
+//! `LD_PRELOAD`.
 
 use std::alloc::GlobalAlloc;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use benches::remote::{run_remote, RemoteRun, REMOTE_BATCH};
 use benches::{layout, pair, run_pairs, GLIBC, JEMALLOC, MIMALLOC, NAMES, TEMPORAL_SLAB};
 
 /// Pairs run before the measured loop (thread-heap setup, first slab or span, ...).
@@ -43,18 +54,43 @@ fn warm_up<A: GlobalAlloc>(a: &A, l: std::alloc::Layout) {
     }
 }
 
+/// Runs the remote-free benchmark of `objects` objects (rounded up to whole batches).
+fn remote<A: GlobalAlloc + Sync>(a: &'static A, size: usize, objects: u64) -> RemoteRun {
+    run_remote(a, size, objects.div_ceil(REMOTE_BATCH as u64))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let usage = || {
-        eprintln!("usage: pairs <{}> <size> <iterations>", NAMES.join("|"));
+        eprintln!("usage: pairs <{}> <size> <iterations> [--remote]", NAMES.join("|"));
         ExitCode::from(2)
     };
-    let [_, name, size, iterations] = &args[..] else { return usage() };
+    let (args, is_remote) = match &args[..] {
+        [rest @ .., flag] if flag == "--remote" => (rest, true),
+        all => (all, false),
+    };
+    let [_, name, size, iterations] = args else { return usage() };
     let (Ok(size), Ok(iterations)) = (size.parse::<usize>(), iterations.parse::<u64>()) else {
         return usage();
     };
     if size == 0 {
         return usage();
+    }
+    if is_remote {
+        let run = match name.as_str() {
+            "temporal-slab" => remote(&TEMPORAL_SLAB, size, iterations),
+            "glibc" => remote(&GLIBC, size, iterations),
+            "mimalloc" => remote(&MIMALLOC, size, iterations),
+            "jemalloc" => remote(&JEMALLOC, size, iterations),
+            _ => return usage(),
+        };
+        println!(
+            "{name} size={size} objects={} remote ns/free={:.2} ns/alloc={:.2}",
+            run.objects,
+            run.ns_per_free(),
+            run.ns_per_alloc()
+        );
+        return ExitCode::SUCCESS;
     }
     let ns = match name.as_str() {
         "temporal-slab" => drive(&TEMPORAL_SLAB, size, iterations),
