@@ -24,9 +24,9 @@ pub const MAX_SMALL_SIZE: usize = 32 * 1024;
 /// Number of size classes.
 pub const NUM_CLASSES: usize = 44;
 /// The most cells a slab holds: its free-cell bitmap has this many bits (`slab.rs`). Only the
-/// 8-byte class is capped (7,680 of its 8,192 cells), so that every slab's bitmap fits in the
+/// 8-byte class is capped (7,232 of its 8,192 cells), so that every slab's bitmap fits in the
 /// segment header's 64 KiB.
-pub const MAX_CELLS: usize = 7680;
+pub const MAX_CELLS: usize = 7232;
 
 /// A size-class index, `0..NUM_CLASSES`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

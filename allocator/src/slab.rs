@@ -107,8 +107,9 @@ impl SlabState {
     }
 }
 
-/// Metadata of one slab. Exactly one cache line, so remote frees into different slabs never
-/// share a line.
+/// Metadata of one slab: two cache lines, the shared one and the owner's (see `free_class`), so
+/// remote frees into different slabs never share a line, and remote frees into one slab do not
+/// share one with its owner's allocations.
 #[repr(C, align(64))]
 pub(crate) struct SlabMeta {
     /// Shared: the heap that owns this slab (null while Free).
@@ -126,6 +127,13 @@ pub(crate) struct SlabMeta {
     /// heap's slabs, the sampling thread), any freeing thread removes them (atomic
     /// read-modify-writes; the era is re-stamped the same way).
     era: AtomicU64,
+    /// Size class index, for frees (a copy of `class`, on this line with the fields a free
+    /// from another thread reads, so that it never reads the owner's line).
+    free_class: AtomicU8,
+    /// The fields above are what other threads read and write (remote frees); the ones below
+    /// are the owner's, written on every allocation: a line each, so that remote frees and the
+    /// owner's allocations in one slab do not pass one cache line back and forth.
+    _shared_line: [u8; 64 - 25],
     /// Owner-only: links in the owner heap's lists (partial or empty cache), or the pool's list.
     pub(crate) next: Cell<*mut SlabMeta>,
     pub(crate) prev: Cell<*mut SlabMeta>,
@@ -151,7 +159,8 @@ pub(crate) struct SlabMeta {
     fresh: Cell<bool>,
 }
 
-const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
+const _: () = assert!(core::mem::size_of::<SlabMeta>() == 128);
+const _: () = assert!(core::mem::offset_of!(SlabMeta, next) == 64);
 
 /// Bits of [`SlabMeta::era`]'s word that hold the era (2^48 advances: 9 years at one a
 /// microsecond); the 16 above hold the sample tags.
@@ -249,9 +258,16 @@ impl SlabMeta {
         (seg, (m.addr() - seg.addr() - SLABS_OFFSET) / core::mem::size_of::<SlabMeta>())
     }
 
+    /// The size class, read from the owner's line (the owner's paths).
     #[inline]
     pub(crate) fn class(&self) -> SizeClass {
         SizeClass(self.class.load(Ordering::Relaxed))
+    }
+
+    /// The size class, read from the shared line (frees, which have read that line anyway).
+    #[inline]
+    pub(crate) fn free_class(&self) -> SizeClass {
+        SizeClass(self.free_class.load(Ordering::Relaxed))
     }
 
     #[inline]
@@ -330,6 +346,7 @@ impl SlabMeta {
             self.set_bump(0);
         }
         self.class.store(class.0, Ordering::Relaxed);
+        self.free_class.store(class.0, Ordering::Relaxed);
         // Empty: every cell is free.
         let n = class.objects_per_slab();
         debug_assert!(n.div_ceil(64) <= BITMAP_WORDS);

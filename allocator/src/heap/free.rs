@@ -43,7 +43,7 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
         // SAFETY: `h` owns the slab (the owner cannot change while p is live) and `h` is this
         // thread's heap (non-null because a live slab always has an owner).
         let heap = unsafe { &*h };
-        let class = s.class();
+        let class = s.free_class();
         // Only objects of the heap's current epoch are cached: the cache must not place a later
         // phase's objects in an earlier phase's slab. A slab with recorded samples fails this
         // compare too (its era word carries their tags), so the common free tests nothing else.
@@ -112,7 +112,7 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
     if cfg!(feature = "profile") && tags != 0 {
         free_in_sampled_slab(s, p, tags);
     }
-    let c = s.class().index();
+    let c = s.free_class().index();
     if h.is_null() {
         GLOBAL.orphan_frees[c].fetch_add(1, Ordering::Relaxed);
     } else {
