@@ -114,9 +114,12 @@
 //!    non-atomic fields. The owner changes only when the slab is empty (`used == 0`), and an
 //!    object freed remotely counts in `used` until the owner has seen it, so no free can race
 //!    with an ownership change.
-//! 3. A slab is in *direct* mode (remote frees go to its own list) iff it is its owner's bin;
-//!    otherwise it is in *notify* mode (remote frees go to the owner heap's `pending` stack).
-//!    Mode switches happen only by CAS from an empty list, so no free is stranded.
+//! 3. Every remote free pushes onto its slab's own list (one CAS on the slab's shared line).
+//!    A slab that is not its owner's bin waits in *notify* mode (empty list, `NOTIFY`): the
+//!    free that ends that mode also pushes the slab, once, onto the owner heap's `pending`
+//!    stack (`QUEUED` until the owner takes it off), so the owner learns of the room without
+//!    scanning; a `QUEUED` slab is never given back to the pool. Mode switches happen only by
+//!    CAS (the owner's from an empty list), so no free is stranded.
 //! 4. An epoch that is CLOSING never gets a slab formatted for it; its partial slabs move to the
 //!    recycling lists at the owner's next refresh, re-stamped when they are taken up again.
 //!    Slabs record their era, so a wrapped ring slot never mixes eras.
@@ -138,9 +141,9 @@
 //!
 //! | Atomic | Operation | Ordering | Pairs with |
 //! |---|---|---|---|
-//! | `SlabMeta::remote` | remote push CAS | Release | owner's `swap` in `collect_remote` (Acquire) |
-//! | `SlabMeta::remote` | `enter_notify` CAS 0 -> NOTIFY, `leave_notify` store | Relaxed | nothing is published (the list is empty) |
-//! | `Heap::pending` | push CAS | Release | owner's `swap` in `drain_pending` (Acquire) |
+//! | `SlabMeta::remote` | remote push CAS | AcqRel | owner's CAS in `collect_remote` (Acquire); its Acquire half pairs with `unqueue` (Release) before `pending_next` is rewritten |
+//! | `SlabMeta::remote` | `enter_notify` CAS -> NOTIFY, `leave_notify` `fetch_and` | Relaxed | nothing is published (the list is empty, or stays) |
+//! | `Heap::pending` | push CAS of a slab | SeqCst (Release) | owner's `swap` in `drain_pending` (Acquire) |
 //! | `Heap::state` | store PARKED | Release | CAS PARKED -> LIVE/CLAIMED (Acquire) in adopt / `help_parked` |
 //! | `HEAPS`, `SEGMENTS` | push CAS | Release | list walks (Acquire) |
 //! | `ring::GEN` | `fetch_add(countdown::STEP)` in advance / close | Release | heap refresh load (Acquire); the fast-path check is Relaxed and only decides whether to refresh |

@@ -249,6 +249,7 @@ fn push_segment(seg: *mut SegmentHeader) {
 /// purged. The caller owns the slab and has removed it from every heap list.
 pub(crate) fn release_slab(slab: &SlabMeta) -> Option<usize> {
     debug_assert_eq!(slab.used(), 0);
+    debug_assert!(!slab.queued(), "a slab released while on its owner's pending stack");
     slab.owner.store(ptr::null_mut(), Ordering::Relaxed);
     slab.remote.store(0, Ordering::Relaxed);
     slab.next.set(ptr::null_mut());

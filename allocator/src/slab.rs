@@ -19,18 +19,26 @@
 //!
 //! Ownership: a slab in use belongs to one thread heap (`owner`). Only the owner touches the
 //! non-atomic fields (`head`, the bitmap, `next`, `prev`, ...). Other threads free into it through
-//! the atomic `remote` word:
-//! - in *direct* mode (`remote & NOTIFY == 0`, the slab is the heap's allocation bin for its
-//!   class) a remote free pushes the object onto the `remote` list; the owner collects the whole
-//!   list with one swap when its local cells run out;
-//! - in *notify* mode (`NOTIFY` set, the slab is full, parked in a partial list or on a
-//!   recycling list) a remote free pushes the object onto the owner heap's `pending` stack instead,
-//!   so the owner learns that the slab has room or has emptied without scanning its slabs.
+//! the atomic `remote` word, a list of freed objects plus two flags:
+//! - in *direct* mode (no [`NOTIFY`]) a remote free pushes the object onto the `remote` list.
+//!   A bin's owner collects the whole list with one swap when its local cells run out;
+//! - in *notify* mode ([`NOTIFY`] set, only with an empty list: the slab is full, parked in a
+//!   partial list or on a recycling list, where its owner does not look) the first remote free
+//!   pushes the object all the same, clears [`NOTIFY`] and tells the owner, by pushing the slab
+//!   once onto the owner heap's `pending` stack ([`QUEUED`] marks it there). The frees after it
+//!   see direct mode and only push onto the slab's list, which the owner collects when it
+//!   takes the slab off its stack, then puts the slab back in notify mode (if it is not a bin).
 //!
-//! The mode changes only by CAS from an empty list (`0` <-> `NOTIFY`), so an object is never left
-//! on the `remote` list of a slab that the owner no longer looks at. An object on either list is
-//! still counted in `used`, so a slab can only be found empty, and change owner, once every
-//! remote free into it has been seen by its owner.
+//! So every remote free is one compare-and-swap on its slab's own line (the shared one, apart
+//! from the owner's, see `free_class`), and a heap's `pending` line is written once per slab
+//! and round of notifications, not once per free: producer/consumer threads do not pass one
+//! line back and forth (mimalloc's thread-free lists and delayed free do the same).
+//!
+//! The mode changes only by CAS (the owner's from an empty list, `0` -> `NOTIFY`; a freer's from
+//! `NOTIFY`), so an object is never left on the list of a slab that the owner no longer looks
+//! at. An object on a list is still counted in `used`, so a slab can only be found empty, and
+//! change owner, once every remote free into it has been seen by its owner; and a slab still
+//! [`QUEUED`] is not given back (`Heap::slab_emptied`) until its owner has taken it off the stack.
 //!
 //! Fields read by snapshots from other threads (`used`, `class`, `state`, `era`) are atomics that
 //! the owner updates with Relaxed load + store: no read-modify-write on the fast path.
@@ -48,8 +56,12 @@ pub(crate) enum OwnerHeap {}
 /// Offset of the slab metadata array in its segment's header (checked in `segment.rs`).
 pub(crate) const SLABS_OFFSET: usize = 64;
 
-/// Low bit of [`SlabMeta::remote`]: the slab is in notify mode.
+/// Bit of [`SlabMeta::remote`]: the slab is in notify mode (its list is then empty).
 pub(crate) const NOTIFY: usize = 1;
+/// Bit of [`SlabMeta::remote`]: the slab is on its owner heap's `pending` stack.
+pub(crate) const QUEUED: usize = 2;
+/// The flag bits of [`SlabMeta::remote`]; the rest is the list (objects are 8-byte aligned).
+const FLAGS: usize = NOTIFY | QUEUED;
 
 /// A freed object on a remote list or a heap's pending stack: its first word links to the next.
 #[repr(C)]
@@ -114,8 +126,10 @@ impl SlabState {
 pub(crate) struct SlabMeta {
     /// Shared: the heap that owns this slab (null while Free).
     pub(crate) owner: AtomicPtr<OwnerHeap>,
-    /// Shared: remote free list head, plus the [`NOTIFY`] bit.
+    /// Shared: remote free list head, plus the [`NOTIFY`] and [`QUEUED`] bits.
     pub(crate) remote: AtomicUsize,
+    /// Shared: the next slab on the owner heap's `pending` stack, while [`QUEUED`].
+    pub(crate) pending_next: AtomicPtr<SlabMeta>,
     /// The epoch (era) the slab's objects were allocated in, in the low [`ERA_BITS`] bits
     /// ([`SlabMeta::era`]), and in the high 16 bits which of its objects are recorded
     /// heap-profile samples (`profile`): 0 none (the common case), a [`SlabMeta::sample_tag`] for
@@ -133,7 +147,7 @@ pub(crate) struct SlabMeta {
     /// The fields above are what other threads read and write (remote frees); the ones below
     /// are the owner's, written on every allocation: a line each, so that remote frees and the
     /// owner's allocations in one slab do not pass one cache line back and forth.
-    _shared_line: [u8; 64 - 25],
+    _shared_line: [u8; 64 - 33],
     /// Owner-only: links in the owner heap's lists (partial or empty cache), or the pool's list.
     pub(crate) next: Cell<*mut SlabMeta>,
     pub(crate) prev: Cell<*mut SlabMeta>,
@@ -540,17 +554,23 @@ impl SlabMeta {
         }
     }
 
-    /// Owner, direct mode: moves every remotely freed object to the local free cells.
-    /// Returns how many were collected.
+    /// Owner: moves every remotely freed object to the local free cells (direct mode; in
+    /// notify mode the list is empty). Returns how many were collected.
     pub(crate) fn collect_remote(&self) -> u32 {
-        if self.remote.load(Ordering::Relaxed) & !NOTIFY == 0 {
-            return 0;
+        let mut word = self.remote.load(Ordering::Relaxed);
+        loop {
+            if word & !FLAGS == 0 {
+                return 0;
+            }
+            debug_assert_eq!(word & NOTIFY, 0, "a list in notify mode");
+            // Acquire: pairs with the Release CAS in `remote_push`, so the links written by the
+            // freeing threads are visible before we walk them. The flags stay as they are.
+            match self.remote.compare_exchange_weak(word, word & FLAGS, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(w) => word = w,
+            }
         }
-        // Acquire: pairs with the Release CAS in `remote_push`, so the links written by the
-        // freeing threads are visible before we walk them.
-        let word = self.remote.swap(0, Ordering::Acquire);
-        debug_assert_eq!(word & NOTIFY, 0, "collect_remote on a slab in notify mode");
-        let mut obj = word as *mut FreeObj;
+        let mut obj = (word & !FLAGS) as *mut FreeObj;
         let mut n = 0;
         while !obj.is_null() {
             // SAFETY: every object on a remote list was pushed by `remote_push`, which wrote the
@@ -568,41 +588,63 @@ impl SlabMeta {
 
     /// Owner: switches to notify mode, collecting any remote frees that raced in first.
     pub(crate) fn enter_notify(&self) {
+        let mut word = self.remote.load(Ordering::Relaxed);
         loop {
+            if word & NOTIFY != 0 {
+                return;
+            }
+            if word & !FLAGS != 0 {
+                self.collect_remote();
+                word = self.remote.load(Ordering::Relaxed);
+                continue;
+            }
             // Relaxed is enough on success: the list is empty, nothing is published.
-            match self.remote.compare_exchange(0, NOTIFY, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.remote.compare_exchange(word, word | NOTIFY, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return,
-                Err(w) if w & NOTIFY != 0 => return,
-                Err(_) => {
-                    self.collect_remote();
-                }
+                Err(w) => word = w,
             }
         }
     }
 
-    /// Owner: switches back to direct mode (the slab becomes a bin). In notify mode the list is
-    /// always empty, so a plain store is enough.
+    /// Owner: switches back to direct mode (the slab becomes a bin). The list stays: in notify
+    /// mode it is empty, and in direct mode (a free already told the owner) the bin collects it.
     pub(crate) fn leave_notify(&self) {
-        self.remote.store(0, Ordering::Relaxed);
+        self.remote.fetch_and(!NOTIFY, Ordering::Relaxed);
     }
 
-    /// Any thread: frees `obj` into this slab's remote list. In notify mode nothing is pushed
-    /// here and the owner heap is returned: the caller must push `obj` onto that heap's pending
-    /// stack (and may help a parked owner). The owner cannot change while `obj` is live (a slab
-    /// changes owner only when empty), so the returned heap stays the right one.
+    /// Whether the slab is on its owner's `pending` stack (or being taken off it).
+    pub(crate) fn queued(&self) -> bool {
+        self.remote.load(Ordering::Relaxed) & QUEUED != 0
+    }
+
+    /// Owner, having taken this slab off its `pending` stack (and read `pending_next`): the next
+    /// free in notify mode may push it again.
+    pub(crate) fn unqueue(&self) {
+        // Release: the freer that pushes the slab next (its CAS reads this store, AcqRel)
+        // overwrites `pending_next` only after our read of it.
+        self.remote.fetch_and(!QUEUED, Ordering::Release);
+    }
+
+    /// Any thread: frees `obj` into this slab's remote list. Returns the owner heap when this
+    /// free took the slab out of notify mode and must tell it: the caller pushes the slab onto
+    /// that heap's `pending` stack (and may help a parked owner). The owner cannot change while
+    /// `obj` is live (a slab changes owner only when empty), so the returned heap stays the
+    /// right one.
     ///
     /// # Safety
     /// `obj` must be a live object of this slab that the caller gives up.
     pub(crate) unsafe fn remote_push(&self, obj: *mut FreeObj) -> Option<*mut OwnerHeap> {
         let mut word = self.remote.load(Ordering::Relaxed);
         loop {
-            if word & NOTIFY != 0 {
-                return Some(self.owner.load(Ordering::Relaxed));
-            }
+            // In notify mode the list is empty: `obj` becomes the whole list, in direct mode,
+            // and queued (by this free, unless the slab is still queued from before).
+            let new = if word & NOTIFY != 0 { obj as usize | QUEUED } else { obj as usize | (word & QUEUED) };
             // SAFETY: the object is dead to its user, so its first word may hold the link.
-            unsafe { (*obj).next = word as *mut FreeObj };
-            // Release: pairs with the Acquire swap in `collect_remote`.
-            match self.remote.compare_exchange_weak(word, obj as usize, Ordering::Release, Ordering::Relaxed) {
+            unsafe { (*obj).next = (word & !FLAGS) as *mut FreeObj };
+            // Release: pairs with the Acquire CAS in `collect_remote`. Acquire: pairs with
+            // `unqueue`, before this free may write `pending_next`.
+            match self.remote.compare_exchange_weak(word, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) if word & (NOTIFY | QUEUED) == NOTIFY => return Some(self.owner.load(Ordering::Relaxed)),
                 Ok(_) => return None,
                 Err(w) => word = w,
             }

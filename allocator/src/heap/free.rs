@@ -123,8 +123,8 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
     if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
         // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
         let owner = unsafe { &*owner.cast::<Heap>() };
-        // SAFETY: the slab is in notify mode and `owner` owns it; the caller gave `p` up.
-        unsafe { owner.push_pending(p.cast()) };
+        // SAFETY: this free took the slab out of notify mode and queued it; `owner` owns it.
+        unsafe { owner.push_pending(s) };
         // SeqCst: see `push_pending`.
         if owner.state.load(Ordering::SeqCst) == PARKED {
             help_parked(owner);

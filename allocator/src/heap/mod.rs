@@ -38,7 +38,7 @@ use crate::profile::Sampler;
 use crate::ring::{is_active, routes_to, slot_of, Slot, EPOCH_SLOTS, GEN};
 use crate::segment::{self, header_of, slab_of, Common};
 use crate::size_class::{SizeClass, NUM_CLASSES};
-use crate::slab::{FreeObj, SlabMeta, SlabState};
+use crate::slab::{SlabMeta, SlabState};
 use crate::sync::SpinLock;
 
 mod cache;
@@ -91,8 +91,9 @@ pub(crate) struct Heap {
     /// Shared (written by the owner only, Relaxed load + store; summed by `domain_sum`): per ring
     /// slot, domains opened minus domains ended on this thread, as a wrapping i64.
     domains: [AtomicU64; EPOCH_SLOTS],
-    /// Shared: objects freed by other threads into this heap's notify-mode slabs.
-    pending: AtomicPtr<FreeObj>,
+    /// Shared: this heap's slabs that other threads freed into while they were in notify mode,
+    /// each pushed once by the free that ended that mode (`slab.rs`), linked by `pending_next`.
+    pending: AtomicPtr<SlabMeta>,
     /// Shared: LIVE, PARKED or CLAIMED.
     state: AtomicU8,
     /// Shared: next heap in the list of all heaps (push-only).
@@ -459,6 +460,13 @@ impl Heap {
     /// while that has room (see `segment.rs`), else purged at once. When its epoch no longer
     /// takes allocations, the bytes kept count as deferred for that epoch's close telemetry.
     fn slab_emptied(&self, slab: &SlabMeta) -> usize {
+        if slab.queued() {
+            // Still on our pending stack (its list was collected some other way): given back
+            // when `drain_pending` takes it off, so that no one links it meanwhile. Full: on no
+            // list, and what `after_local_free` files as empty then.
+            slab.set_state(SlabState::Full);
+            return 0;
+        }
         let c = slab.class();
         let era = slab.era();
         let resident = slab.touched_bytes(OS.page_size()) as u64;
@@ -474,21 +482,31 @@ impl Heap {
         released.unwrap_or(0)
     }
 
-    /// Owner: applies every pending remote free.
+    /// Owner: applies every pending remote free: takes each slab off the `pending` stack,
+    /// collects its list and files it by what it has become (a full slab with room, an empty
+    /// one), back in notify mode unless it is a bin.
     pub(crate) fn drain_pending(&self) {
         if self.pending.load(Ordering::Relaxed).is_null() {
             return;
         }
-        // Acquire: pairs with the Release CAS in `push_pending`, making the links visible.
-        let mut obj = self.pending.swap(ptr::null_mut(), Ordering::Acquire);
-        while !obj.is_null() {
-            // SAFETY: pending objects were pushed by `push_pending` with their link written;
-            // each belongs to a slab this heap owns (a slab cannot change owner while it holds
-            // an object not yet returned).
-            unsafe {
-                let next = (*obj).next;
-                self.give_back(obj.cast());
-                obj = next;
+        // Acquire: pairs with the SeqCst (Release) CAS in `push_pending`, making each slab's
+        // `pending_next` and list visible.
+        let mut p = self.pending.swap(ptr::null_mut(), Ordering::Acquire);
+        while !p.is_null() {
+            // SAFETY: pending slabs were pushed by `push_pending`, each a slab this heap owns (it
+            // holds the announcing free's object, so it cannot have changed owner), on the stack
+            // once (`QUEUED`).
+            let slab = unsafe { &*p };
+            p = slab.pending_next.load(Ordering::Relaxed);
+            slab.unqueue();
+            if slab.state() == SlabState::Bin {
+                // A bin collects its list when its cells run out.
+                continue;
+            }
+            // Collects everything, then arms notify mode again: a later free tells us anew.
+            slab.enter_notify();
+            if !slab.exhausted() {
+                self.after_local_free(slab, slab.used());
             }
         }
     }
@@ -508,20 +526,22 @@ impl Heap {
         }
     }
 
-    /// Any thread: pushes a remotely freed object onto this heap's pending stack.
+    /// Any thread: pushes `slab` onto this heap's pending stack.
     ///
     /// # Safety
-    /// `obj` must be a live object of a notify-mode slab owned by this heap, given up by the
-    /// caller.
-    pub(crate) unsafe fn push_pending(&self, obj: *mut FreeObj) {
+    /// `slab` must be a slab of this heap that the caller's free has just marked [`QUEUED`]
+    /// (`SlabMeta::remote_push` returned this heap), so that no one else links it.
+    ///
+    /// [`QUEUED`]: crate::slab::QUEUED
+    pub(crate) unsafe fn push_pending(&self, slab: &SlabMeta) {
+        let s = ptr::from_ref(slab).cast_mut();
         let mut head = self.pending.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the caller gave the object up; its first word may hold the link.
-            unsafe { (*obj).next = head };
+            slab.pending_next.store(head, Ordering::Relaxed);
             // SeqCst (includes Release, pairing with the Acquire swap in `drain_pending`): with the
             // SeqCst load of `state` in `free_remote` and the SeqCst store/load pair in `park`,
-            // either the freer sees PARKED and helps, or the parker sees the pending object.
-            match self.pending.compare_exchange_weak(head, obj, Ordering::SeqCst, Ordering::Relaxed) {
+            // either the freer sees PARKED and helps, or the parker sees the pending slab.
+            match self.pending.compare_exchange_weak(head, s, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(h) => head = h,
             }
