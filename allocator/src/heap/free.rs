@@ -106,28 +106,62 @@ unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, word: u64) {
     unsafe { free_local(heap, s, p) };
 }
 
+/// A free into another thread's slab: counts it, pushes `p` onto the slab's list, and tells
+/// the owner when the push ended the slab's notify mode. Calls nothing on its common path (no
+/// sample in the slab, a heap of our own, no announcement), so that it saves no registers.
+///
+/// # Safety
+/// `p` must be a live object of slab `s` that the caller gives up; `h` is this thread's heap
+/// or null.
 #[inline(never)]
 unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
     let tags = SlabMeta::sample_tags(s.era_word());
+    if (cfg!(feature = "profile") && tags != 0) || h.is_null() {
+        // SAFETY: forwarded.
+        return unsafe { free_remote_rare(s, p, h, tags) };
+    }
+    // SAFETY: `h` is this thread's own heap; only we write its counters.
+    bump_owned(s.free_class().pick(unsafe { &(*h).stats.frees }));
+    // SAFETY: p is a live object of this slab that the caller gives up.
+    if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
+        announce(s, owner);
+    }
+}
+
+/// [`free_remote`] for a slab with recorded samples, or a thread without a heap of its own.
+///
+/// # Safety
+/// As [`free_remote`]; `tags` are the slab's sample tags.
+#[cold]
+#[inline(never)]
+unsafe fn free_remote_rare(s: &SlabMeta, p: *mut u8, h: *mut Heap, tags: u16) {
     if cfg!(feature = "profile") && tags != 0 {
         free_in_sampled_slab(s, p, tags);
     }
-    let c = s.free_class().index();
+    let c = s.free_class();
     if h.is_null() {
-        GLOBAL.orphan_frees[c].fetch_add(1, Ordering::Relaxed);
+        c.pick(&GLOBAL.orphan_frees).fetch_add(1, Ordering::Relaxed);
     } else {
         // SAFETY: `h` is this thread's own heap; only we write its counters.
-        bump_owned(unsafe { &(*h).stats.frees[c] });
+        bump_owned(c.pick(unsafe { &(*h).stats.frees }));
     }
     // SAFETY: p is a live object of this slab that the caller gives up.
     if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
-        // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
-        let owner = unsafe { &*owner.cast::<Heap>() };
-        // SAFETY: this free took the slab out of notify mode and queued it; `owner` owns it.
-        unsafe { owner.push_pending(s) };
-        // SeqCst: see `push_pending`.
-        if owner.state.load(Ordering::SeqCst) == PARKED {
-            help_parked(owner);
-        }
+        announce(s, owner);
+    }
+}
+
+/// Tells `owner` that slab `s` left notify mode: our free just queued it (`SlabMeta::remote_push`
+/// returned `owner`).
+#[cold]
+#[inline(never)]
+fn announce(s: &SlabMeta, owner: *mut crate::slab::OwnerHeap) {
+    // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
+    let owner = unsafe { &*owner.cast::<Heap>() };
+    // SAFETY: the free took the slab out of notify mode and queued it; `owner` owns it.
+    unsafe { owner.push_pending(s) };
+    // SeqCst: see `push_pending`.
+    if owner.state.load(Ordering::SeqCst) == PARKED {
+        help_parked(owner);
     }
 }
