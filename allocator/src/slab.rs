@@ -457,6 +457,37 @@ impl SlabMeta {
         self.take_head()
     }
 
+    /// Owner: takes the lowest free cell: the bitmap's first set bit when it lies below the
+    /// head run (or the head run is empty), else the head run's first cell. For a slab that
+    /// holds a few long-lived objects at a time (the fallback heap's heap-profile samples):
+    /// freed cells are used again before the head run moves on, so the slab's touched pages
+    /// stay as few as its live objects need, where [`SlabMeta::pop`] would walk the head run
+    /// through the whole slab first.
+    pub(crate) fn take_lowest(&self) -> Option<(NonNull<u8>, bool)> {
+        let h = self.head.get();
+        let (cur, end) = (h as u32, (h >> 32) as u32);
+        if let Some((w, word)) = self.first_set_word() {
+            let bit = word.trailing_zeros();
+            let size = self.class().object_size() as u32;
+            let off = (w * 64 + bit) * size;
+            if cur >= end || off < cur {
+                // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is
+                // this slab's and we own it.
+                unsafe { self.bitmap_word(w).write(word & !(1u64 << bit)) };
+                let bump = self.bump();
+                let fresh = off >= bump && self.zeroed();
+                if off + size > bump {
+                    self.set_bump(off + size);
+                }
+                self.set_used(self.used().wrapping_add(1));
+                let p = self.start().wrapping_add(off as usize);
+                // SAFETY: the slab start is non-null (inside a mapping), so is any offset into it.
+                return Some((unsafe { NonNull::new_unchecked(p) }, fresh));
+            }
+        }
+        self.take_head()
+    }
+
     /// Owner: whether the head run holds fewer than `n` cells (after a [`SlabMeta::pop`], a sign
     /// that the free cells are scattered).
     pub(crate) fn head_shorter_than(&self, n: u32) -> bool {
