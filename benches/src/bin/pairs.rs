@@ -76,14 +76,20 @@ fn main() -> ExitCode {
     if size == 0 {
         return usage();
     }
-    if is_remote {
-        let run = match name.as_str() {
-            "temporal-slab" => remote(&TEMPORAL_SLAB, size, iterations),
-            "glibc" => remote(&GLIBC, size, iterations),
-            "mimalloc" => remote(&MIMALLOC, size, iterations),
-            "jemalloc" => remote(&JEMALLOC, size, iterations),
-            _ => return usage(),
+    // One generic call per allocator instance (each a different static type), or the usage.
+    macro_rules! on_allocator {
+        ($f:ident) => {
+            match name.as_str() {
+                "temporal-slab" => $f(&TEMPORAL_SLAB, size, iterations),
+                "glibc" => $f(&GLIBC, size, iterations),
+                "mimalloc" => $f(&MIMALLOC, size, iterations),
+                "jemalloc" => $f(&JEMALLOC, size, iterations),
+                _ => return usage(),
+            }
         };
+    }
+    if is_remote {
+        let run = on_allocator!(remote);
         println!(
             "{name} size={size} objects={} remote ns/free={:.2} ns/alloc={:.2}",
             run.objects,
@@ -92,13 +98,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let ns = match name.as_str() {
-        "temporal-slab" => drive(&TEMPORAL_SLAB, size, iterations),
-        "glibc" => drive(&GLIBC, size, iterations),
-        "mimalloc" => drive(&MIMALLOC, size, iterations),
-        "jemalloc" => drive(&JEMALLOC, size, iterations),
-        _ => return usage(),
-    };
+    let ns = on_allocator!(drive);
     let per = if iterations == 0 { 0.0 } else { ns as f64 / iterations as f64 };
     println!("{name} size={size} iterations={iterations} ns={ns} ns/pair={per:.2}");
     ExitCode::SUCCESS
