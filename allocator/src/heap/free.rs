@@ -122,10 +122,8 @@ unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
     }
     // SAFETY: `h` is this thread's own heap; only we write its counters.
     bump_owned(s.free_class().pick(unsafe { &(*h).stats.frees }));
-    // SAFETY: p is a live object of this slab that the caller gives up.
-    if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
-        announce(s, owner);
-    }
+    // SAFETY: forwarded.
+    unsafe { push_remote(s, p) };
 }
 
 /// [`free_remote`] for a slab with recorded samples, or a thread without a heap of its own.
@@ -145,17 +143,30 @@ unsafe fn free_remote_rare(s: &SlabMeta, p: *mut u8, h: *mut Heap, tags: u16) {
         // SAFETY: `h` is this thread's own heap; only we write its counters.
         bump_owned(c.pick(unsafe { &(*h).stats.frees }));
     }
+    // SAFETY: forwarded.
+    unsafe { push_remote(s, p) };
+}
+
+/// Pushes `p` onto its slab's list and tells the owner when that ended the slab's notify mode.
+///
+/// # Safety
+/// `p` must be a live object of slab `s` that the caller gives up.
+#[inline(always)]
+unsafe fn push_remote(s: &SlabMeta, p: *mut u8) {
     // SAFETY: p is a live object of this slab that the caller gives up.
     if let Some(owner) = unsafe { s.remote_push(p.cast()) } {
-        announce(s, owner);
+        // SAFETY: `remote_push` returned the owner: our push queued the slab.
+        unsafe { announce(s, owner) };
     }
 }
 
-/// Tells `owner` that slab `s` left notify mode: our free just queued it (`SlabMeta::remote_push`
-/// returned `owner`).
+/// Tells `owner` that slab `s` left notify mode.
+///
+/// # Safety
+/// Our free just queued `s`: `SlabMeta::remote_push` returned `owner`.
 #[cold]
 #[inline(never)]
-fn announce(s: &SlabMeta, owner: *mut crate::slab::OwnerHeap) {
+unsafe fn announce(s: &SlabMeta, owner: *mut crate::slab::OwnerHeap) {
     // SAFETY: heaps are valid forever; the slab's owner is a heap (slab.rs keeps it opaque).
     let owner = unsafe { &*owner.cast::<Heap>() };
     // SAFETY: the free took the slab out of notify mode and queued it; `owner` owns it.
