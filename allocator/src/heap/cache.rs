@@ -14,7 +14,7 @@
 //! advance, close and domain switch) and when the thread exits, so an ended phase's slabs can
 //! empty; until then a thread keeps at most that much freed memory (and the slabs it lies in)
 //! per class.
-
+//!
 //! Counting for free: each class keeps one word, `pops << 8 | depth`. A pop adds
 //! `(1 << 8) - 1` (one more pop, one object fewer), a push adds 1; the word is the stack's
 //! depth and also the number of allocations the cache served, so the allocation and free
