@@ -200,7 +200,7 @@ fn read_region(file: &File, pid: u32) -> Result<Option<Snapshot>, AttachError> {
         && at(H_BODY_BYTES) == (BODY_WORDS * 8) as u64
         && at(H_CLASSES) == crate::size_class::NUM_CLASSES as u64
         && at(H_EPOCHS) == crate::epoch::EPOCH_SLOTS as u64
-        && at(H_LABELS) == crate::domain::MAX_LABELS as u64;
+        && at(H_LABELS) == crate::labels::MAX_LABELS as u64;
     if !layout_ok {
         return Err(AttachError::UnknownLayout { pid, found: version });
     }

@@ -17,7 +17,7 @@
 //!   |
 //!  future (in_domain: a domain entered around every poll)
 //!   |
-//!  domain (EpochDomain, guards, label registry)
+//!  domain (EpochDomain, guards)
 //!   |
 //!  epoch (advance / end / close / join / leave: changes the ring, sweeps the heaps)
 //!   |
@@ -28,6 +28,8 @@
 //!  profile (sampling by bytes; unwind.rs, walk.rs: stacks; table.rs: shared sites and samples; math.rs: ln, exp, weights)
 //!   |                                         |
 //!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata)
+//!   |
+//!  labels (the label registry: append-only, looked up without a lock)
 //!   |
 //!  counters (every counter; a leaf that everything increments)
 //!  countdown (a heap's epoch generation and byte countdown, one word: the fast path's one test)
@@ -73,7 +75,9 @@
 //!   moved on, its domains are still open) or CLOSING. Domains share the current epoch; the
 //!   reclaimer rotates it every 100 ms once domains joined it.
 //! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered (era, label); per-heap sharded
-//!   counts of open domains per ring slot; per-heap label counters; a bounded label registry.
+//!   counts of open domains per ring slot; per-heap label counters. Labels (`labels.rs`): a
+//!   bounded, append-only registry; a lookup scans packed four-word entries below a published
+//!   count and takes no lock.
 //! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges reserve slabs and
 //!   large mappings idle for 0.5 s, drains parked heaps, rotates the domain bucket, runs the
 //!   optional automatic advance, and publishes the statistics.
@@ -151,6 +155,7 @@
 //! | `Heap::domains` + `Slot::state` | join: count store, SeqCst fence, state load; end: state CAS, SeqCst fence, count loads | SeqCst fences | each other (Dekker): the joiner sees ENDED or the ender sees the count |
 //! | `Slot::state` | CAS ENDED -> CLOSING | AcqRel | exactly one closer |
 //! | `SpinLock::locked` | swap true | Acquire | store false on unlock (Release) |
+//! | `labels::COUNT` | store n + 1 after the entry's words | Release | lookups' load (Acquire), then Relaxed word loads below it |
 //! | region seqlock | odd store, Release fence, body stores (Relaxed), even store (Release) | Release | reader: Acquire load of the sequence, body loads, Acquire fence, second sequence load |
 //! | `EpochDomain::guards` | enter `fetch_add` Relaxed, exit `fetch_sub` AcqRel | AcqRel | the last guard's auto-close sees every guard's exit |
 //! | counters, `used`, `state`, `class`, `era`, `bump` | load / store | Relaxed | none: read by snapshots, which are not atomic across counters |

@@ -1,5 +1,5 @@
 //! Epoch domains: labelled phases of a program (a request, a job) whose small allocations are
-//! grouped by time, plus the bounded label registry.
+//! grouped by time, each labelled from the registry in `labels.rs`.
 //!
 //! ```
 //! use temporal_slab::EpochDomain;
@@ -30,7 +30,7 @@
 //! - entering a domain that has ended, or whose epoch has closed or passed: allocations go to
 //!   the current global epoch instead, never to a closed era.
 //!
-//! Labels: up to [`MAX_LABELS`] distinct labels of up to [`LABEL_MAX`] bytes (longer ones are cut
+//! Labels (`labels.rs`): up to [`MAX_LABELS`](crate::MAX_LABELS) distinct labels of up to [`LABEL_MAX`](crate::LABEL_MAX) bytes (longer ones are cut
 //! at a character boundary). Label 0 is the fixed label `"(overflow)"`, used (and counted) when
 //! the registry is full. Labels are stored as given; printers escape them.
 
@@ -39,137 +39,14 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::counters::GLOBAL;
-pub use crate::counters::MAX_LABELS;
 use crate::epoch::{self, EpochId};
 use crate::heap;
+use crate::labels::intern;
 use crate::ring;
-use crate::sync::SpinLock;
 
-/// Most bytes in a label.
-pub const LABEL_MAX: usize = 31;
-/// The label given when the registry is full.
-pub const OVERFLOW_LABEL: &str = "(overflow)";
 /// Deepest nesting of domain guards per thread; deeper enters are counted as misuse and do not
 /// redirect allocations.
 pub const MAX_DEPTH: usize = 32;
-
-#[derive(Copy, Clone)]
-struct Label {
-    len: u8,
-    bytes: [u8; LABEL_MAX],
-}
-
-impl Label {
-    const EMPTY: Label = Label { len: 0, bytes: [0; LABEL_MAX] };
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-}
-
-/// Labels each thread remembers (see `intern`).
-const RECENT_LABELS: usize = 4;
-
-thread_local! {
-    /// This thread's last interned labels and their ids (id 0: an unused entry).
-    static RECENT: [Cell<(Label, u8)>; RECENT_LABELS] = const { [const { Cell::new((Label::EMPTY, 0)) }; RECENT_LABELS] };
-    static RECENT_NEXT: Cell<usize> = const { Cell::new(0) };
-}
-
-pub(crate) struct Registry {
-    labels: [Label; MAX_LABELS],
-    n: usize,
-}
-
-pub(crate) static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry {
-    labels: {
-        let mut l = [Label { len: 0, bytes: [0; LABEL_MAX] }; MAX_LABELS];
-        let o = OVERFLOW_LABEL.as_bytes();
-        let mut i = 0;
-        while i < o.len() {
-            l[0].bytes[i] = o[i];
-            i += 1;
-        }
-        l[0].len = o.len() as u8;
-        l
-    },
-    n: 1,
-});
-
-/// Cuts `s` to at most LABEL_MAX bytes at a character boundary.
-fn cut(s: &str) -> &str {
-    if s.len() <= LABEL_MAX {
-        return s;
-    }
-    let mut end = LABEL_MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// Registers `label` (or finds it) and returns its id; 0 when the registry is full.
-pub(crate) fn intern(label: &str) -> u8 {
-    let label = cut(label);
-    // Most programs open domains of a few labels over and over: look in this thread's cache of
-    // the last labels it interned before taking the registry lock (a lock per domain would make
-    // every thread opening domains contend on one line).
-    let hit = RECENT
-        .try_with(|r| {
-            r.iter().map(Cell::get).find(|(l, id)| *id != 0 && l.as_bytes() == label.as_bytes()).map(|(_, id)| id)
-        })
-        .ok()
-        .flatten();
-    if let Some(id) = hit {
-        return id;
-    }
-    let id = intern_locked(label);
-    if id != 0 {
-        let _ = RECENT.try_with(|r| {
-            // Round-robin replacement: the slot after the last one written.
-            let next = RECENT_NEXT.try_with(|n| n.replace((n.get() + 1) % RECENT_LABELS)).unwrap_or(0);
-            let mut l = Label { len: label.len() as u8, bytes: [0; LABEL_MAX] };
-            l.bytes[..label.len()].copy_from_slice(label.as_bytes());
-            r[next].set((l, id));
-        });
-    }
-    id
-}
-
-fn intern_locked(label: &str) -> u8 {
-    let mut r = REGISTRY.lock();
-    for i in 1..r.n {
-        let l = &r.labels[i];
-        if &l.bytes[..l.len as usize] == label.as_bytes() {
-            return i as u8;
-        }
-    }
-    if r.n == MAX_LABELS {
-        GLOBAL.label_overflows.fetch_add(1, Ordering::Relaxed);
-        return 0;
-    }
-    let i = r.n;
-    r.labels[i].bytes[..label.len()].copy_from_slice(label.as_bytes());
-    r.labels[i].len = label.len() as u8;
-    r.n += 1;
-    i as u8
-}
-
-/// Calls `f` with the id and bytes of every label (id 0, the overflow label, included), under
-/// the registry lock and without allocating. Returns the number of registered labels (excluding
-/// the overflow label).
-pub(crate) fn for_each_label(mut f: impl FnMut(usize, &[u8])) -> usize {
-    let r = REGISTRY.lock();
-    for (i, l) in r.labels[..r.n].iter().enumerate() {
-        f(i, &l.bytes[..l.len as usize]);
-    }
-    r.n - 1
-}
-
-/// Labels registered so far (excluding the overflow label).
-pub fn label_count() -> usize {
-    REGISTRY.lock().n - 1
-}
 
 thread_local! {
     /// This thread's stack of entered domains (era and label id, `heap::NO_LABEL_ID` for none),
@@ -220,6 +97,7 @@ impl EpochDomain {
         EpochDomain::opened(epoch, label, open)
     }
 
+    #[inline(always)]
     fn opened(epoch: EpochId, label: Option<u8>, open: bool) -> EpochDomain {
         if open {
             if let Some(slot) = ring::Slot::holding(epoch.era()) {
@@ -363,18 +241,5 @@ impl Drop for DomainGuard<'_> {
         if self.domain.auto_close && self.domain.guards.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.domain.close();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_cut_at_a_char_boundary() {
-        assert_eq!(cut("short"), "short");
-        let long = "é".repeat(20); // 40 bytes
-        let c = cut(&long);
-        assert!(c.len() <= LABEL_MAX && c.len() == 30);
     }
 }

@@ -149,7 +149,7 @@ extern "C" fn before_fork() {
     crate::heap::FALLBACK.raw_lock();
     crate::ring::LOCK.raw_lock();
     crate::heap::ARENA.raw_lock();
-    crate::domain::REGISTRY.raw_lock();
+    crate::labels::WRITER.raw_lock();
     crate::large::CACHE.raw_lock();
     crate::segment::POOL.raw_lock();
 }
@@ -160,7 +160,7 @@ fn unlock_all() {
     unsafe {
         crate::segment::POOL.raw_unlock();
         crate::large::CACHE.raw_unlock();
-        crate::domain::REGISTRY.raw_unlock();
+        crate::labels::WRITER.raw_unlock();
         crate::heap::ARENA.raw_unlock();
         crate::ring::LOCK.raw_unlock();
         crate::heap::FALLBACK.raw_unlock();

@@ -26,8 +26,9 @@
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use crate::domain::{self, Scope};
+use crate::domain::Scope;
 use crate::epoch::{self, EpochId};
+use crate::labels;
 
 /// The label of the tenured epoch (in snapshots, `tslab top --labels`, the doctor).
 pub const TENURED_LABEL: &str = "(tenured)";
@@ -45,7 +46,7 @@ pub fn tenured_epoch() -> Option<EpochId> {
     if era != 0 {
         return Some(EpochId::from_era(era));
     }
-    let label = domain::intern(TENURED_LABEL);
+    let label = labels::intern(TENURED_LABEL);
     LABEL.store(label, Ordering::Relaxed);
     epoch::open_side(label, &ERA).map(EpochId::from_era)
 }

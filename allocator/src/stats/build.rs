@@ -3,8 +3,8 @@
 
 use super::raw::RawSnapshot;
 use super::{ClassStats, EpochStats, GlobalStats, LabelEntry, Snapshot, SCHEMA_VERSION, SHARED_LABEL_TEXT};
-use crate::domain::{LABEL_MAX, MAX_LABELS};
 use crate::epoch::{EpochId, EpochState, EPOCH_SLOTS};
+use crate::labels::{LABEL_MAX, MAX_LABELS};
 use crate::ring::{NO_LABEL, SHARED_LABEL};
 use crate::segment;
 use crate::size_class::{SizeClass, SLAB_SIZE};

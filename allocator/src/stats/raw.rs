@@ -5,9 +5,9 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::counters::GLOBAL;
-use crate::domain::{LABEL_MAX, MAX_LABELS};
 use crate::epoch::{self, EpochState, EPOCH_SLOTS};
 use crate::heap;
+use crate::labels::{LABEL_MAX, MAX_LABELS};
 use crate::os::{PageSource, OS};
 use crate::ring::{self, RING};
 use crate::segment::{self, SEGMENT_SIZE};
@@ -282,7 +282,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         re.deferred_bytes = l(&r.deferred_bytes);
         re.last_close_deferred_bytes = l(&r.last_close_deferred_bytes);
     }
-    raw.global.label_count = crate::domain::for_each_label(|i, bytes| {
+    raw.global.label_count = crate::labels::for_each_label(|i, bytes| {
         let o = &mut raw.labels[i];
         o.len = bytes.len() as u64;
         let mut padded = [0u8; LABEL_MAX.div_ceil(8) * 8];
