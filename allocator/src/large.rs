@@ -292,6 +292,7 @@ pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     }
     let (start, len, zeroed) = match (align < SEGMENT_SIZE).then(|| cache_take(len)).flatten() {
         Some(e) => {
+            crate::paths::mark(crate::paths::Step::LargeCache);
             GLOBAL.large_cache_hits.fetch_add(1, Ordering::Relaxed);
             (e.start, e.len, false)
         }
@@ -314,6 +315,7 @@ pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             size,
         })
     };
+    crate::paths::mark(crate::paths::Step::Large);
     GLOBAL.large_allocs.fetch_add(1, Ordering::Relaxed);
     GLOBAL.large_live_bytes.fetch_add(size as u64, Ordering::Relaxed);
     (user, zeroed)
@@ -327,6 +329,7 @@ pub(crate) unsafe fn free(header: *mut Common) {
     // SAFETY: the caller guarantees a valid large header.
     let h = unsafe { &*header.cast::<LargeHeader>() };
     let (start, len, size, offset) = (h.map_start, h.map_len, h.size, h.offset);
+    crate::paths::mark(crate::paths::Step::FreeLarge);
     GLOBAL.large_frees.fetch_add(1, Ordering::Relaxed);
     GLOBAL.large_live_bytes.fetch_sub(size as u64, Ordering::Relaxed);
     if crate::profile::any() {

@@ -30,6 +30,7 @@ mod heap;
 mod labels;
 pub mod large;
 pub mod os;
+pub mod paths;
 pub mod plausible;
 pub mod profile;
 pub mod profile_attach;
@@ -126,6 +127,7 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
 #[cold]
 #[inline(never)]
 fn alloc_small_without_heap(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
+    paths::mark(paths::Step::NoHeap);
     let h = heap::current();
     if !h.is_null() {
         // SAFETY: `current` returns this thread's own heap, of which we are the owner.
@@ -147,6 +149,7 @@ fn alloc_small_without_heap(class: SizeClass, size: usize, config: &TemporalSlab
 #[cold]
 #[inline(never)]
 fn alloc_small_slow(heap: &heap::Heap, class: SizeClass, config: &TemporalSlab) -> (*mut u8, bool) {
+    paths::mark(paths::Step::Slow);
     // A sample point first, before the three settings below: each is a line of its own, cold
     // at a sample, and a sample is recorded only by a heap whose earlier slow path (its first
     // sample point, which only seeds the sampler) already applied them.

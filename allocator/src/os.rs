@@ -44,6 +44,7 @@ static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 impl PageSource for Mmap {
     fn map(&self, len: usize, align: usize) -> Option<NonNull<u8>> {
+        crate::paths::mark(crate::paths::Step::Map);
         let page = self.page_size();
         debug_assert!(len.is_multiple_of(page) && align.is_power_of_two() && align >= page);
         let extra = if align > page { align } else { 0 };
@@ -83,11 +84,13 @@ impl PageSource for Mmap {
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize) {
+        crate::paths::mark(crate::paths::Step::Unmap);
         // SAFETY: the caller guarantees the range is a mapping of ours that is no longer used.
         unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
     }
 
     unsafe fn purge(&self, ptr: NonNull<u8>, len: usize) -> bool {
+        crate::paths::mark(crate::paths::Step::Purge);
         // SAFETY: the caller guarantees the range is mapped, page-aligned and holds no live data.
         unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) == 0 }
     }

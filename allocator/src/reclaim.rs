@@ -102,6 +102,7 @@ pub(crate) fn after_slow_path() {
 }
 
 fn advance_and_close() {
+    crate::paths::mark(crate::paths::Step::Reclaim);
     crate::counters::GLOBAL.auto_advances.fetch_add(1, Ordering::Relaxed);
     crate::epoch::close(crate::epoch::current());
 }

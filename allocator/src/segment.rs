@@ -196,6 +196,7 @@ pub(crate) fn acquire_slab() -> Option<NonNull<SlabMeta>> {
     }
     let slot = pool.next_slot;
     pool.next_slot += 1;
+    crate::paths::mark(crate::paths::Step::Carve);
     CARVED_SLABS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `carving` is a live segment header and slot < SLABS_PER_SEGMENT.
     Some(unsafe { NonNull::from(&(*pool.carving).slabs[slot]) })

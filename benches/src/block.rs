@@ -100,8 +100,37 @@ pub trait Calls {
     fn alloc(&mut self, size: usize) -> Block;
     /// Frees `block` (one call).
     fn free(&mut self, block: Block);
-    /// The timed samples (alloc ticks, free ticks); empty for untimed calls.
-    fn into_samples(self) -> (Vec<u32>, Vec<u32>);
+    /// The timed samples; empty for untimed calls.
+    fn into_samples(self) -> Samples;
+}
+
+/// What timed calls recorded: ticks per call (clock overhead included) and, in a build with
+/// temporal-slab's `path-trace` feature, the steps each call took (`temporal_slab::paths`
+/// masks, one per tick sample; empty otherwise).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Samples {
+    /// Ticks of single alloc calls.
+    pub alloc: Vec<u32>,
+    /// Ticks of single free calls.
+    pub free: Vec<u32>,
+    /// The steps of each alloc call (parallel to `alloc`), when traced.
+    pub alloc_paths: Vec<u32>,
+    /// The steps of each free call (parallel to `free`), when traced.
+    pub free_paths: Vec<u32>,
+}
+
+impl Samples {
+    /// The samples of several threads, one after the other.
+    pub fn concat(parts: impl IntoIterator<Item = Samples>) -> Samples {
+        let mut all = Samples::default();
+        for p in parts {
+            all.alloc.extend_from_slice(&p.alloc);
+            all.free.extend_from_slice(&p.free);
+            all.alloc_paths.extend_from_slice(&p.alloc_paths);
+            all.free_paths.extend_from_slice(&p.free_paths);
+        }
+        all
+    }
 }
 
 /// Untimed calls.
@@ -119,24 +148,36 @@ impl Calls for Plain {
         drop(block);
     }
 
-    fn into_samples(self) -> (Vec<u32>, Vec<u32>) {
-        (Vec::new(), Vec::new())
+    fn into_samples(self) -> Samples {
+        Samples::default()
     }
 }
 
 /// Every call timed on its own with [`clock::now`]; the samples (ticks, clock overhead
 /// included) go into buffers reserved up front, and calls beyond their capacity are timed but
-/// not kept, so recording never allocates.
+/// not kept, so recording never allocates. In a `path-trace` build each call's steps are
+/// recorded too: the thread's mask is cleared before the first clock reading and read after the
+/// second, outside the timed region.
 #[derive(Debug, Default)]
 pub struct Timed {
-    alloc: Vec<u32>,
-    free: Vec<u32>,
+    s: Samples,
 }
+
+/// Whether this build records the steps of each timed call.
+const TRACE: bool = temporal_slab::paths::ENABLED;
 
 impl Timed {
     /// Room for `allocs` alloc samples and `frees` free samples.
     pub fn with_capacity(allocs: usize, frees: usize) -> Timed {
-        Timed { alloc: Vec::with_capacity(allocs), free: Vec::with_capacity(frees) }
+        let traced = |n: usize| Vec::with_capacity(if TRACE { n } else { 0 });
+        Timed {
+            s: Samples {
+                alloc: Vec::with_capacity(allocs),
+                free: Vec::with_capacity(frees),
+                alloc_paths: traced(allocs),
+                free_paths: traced(frees),
+            },
+        }
     }
 }
 
@@ -150,23 +191,35 @@ fn keep(samples: &mut Vec<u32>, s: u32) {
 impl Calls for Timed {
     #[inline(always)]
     fn alloc(&mut self, size: usize) -> Block {
+        if TRACE {
+            temporal_slab::paths::take();
+        }
         let t0 = clock::now();
         let b = Block::alloc(size);
         let t1 = clock::now();
-        keep(&mut self.alloc, clock::span(t0, t1));
+        keep(&mut self.s.alloc, clock::span(t0, t1));
+        if TRACE {
+            keep(&mut self.s.alloc_paths, temporal_slab::paths::take());
+        }
         b
     }
 
     #[inline(always)]
     fn free(&mut self, block: Block) {
+        if TRACE {
+            temporal_slab::paths::take();
+        }
         let t0 = clock::now();
         drop(block);
         let t1 = clock::now();
-        keep(&mut self.free, clock::span(t0, t1));
+        keep(&mut self.s.free, clock::span(t0, t1));
+        if TRACE {
+            keep(&mut self.s.free_paths, temporal_slab::paths::take());
+        }
     }
 
-    fn into_samples(self) -> (Vec<u32>, Vec<u32>) {
-        (self.alloc, self.free)
+    fn into_samples(self) -> Samples {
+        self.s
     }
 }
 
@@ -185,11 +238,13 @@ mod tests {
             assert_eq!(b.size(), size.max(1));
             t.free(b);
         }
-        let (a, f) = t.into_samples();
-        assert_eq!((a.len(), f.len()), (2, 1));
+        let s = t.into_samples();
+        assert_eq!((s.alloc.len(), s.free.len()), (2, 1));
+        let traced = if TRACE { (2, 1) } else { (0, 0) };
+        assert_eq!((s.alloc_paths.len(), s.free_paths.len()), traced);
         let mut p = Plain;
         let b = p.alloc(10);
         p.free(b);
-        assert_eq!(p.into_samples(), (Vec::new(), Vec::new()));
+        assert_eq!(p.into_samples(), Samples::default());
     }
 }

@@ -31,6 +31,7 @@
 pub mod block;
 pub mod churn;
 pub mod clock;
+pub mod paths;
 pub mod procfs;
 pub mod remote;
 pub mod selected;

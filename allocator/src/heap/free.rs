@@ -74,6 +74,7 @@ pub(crate) unsafe fn free_small(slab: *mut SlabMeta, p: *mut u8) {
 /// `p` is a live object of slab `s`, which `heap` (this thread's) owns.
 #[inline(always)]
 unsafe fn free_local(heap: &Heap, s: &SlabMeta, p: *mut u8) {
+    crate::paths::mark(crate::paths::Step::FreeSlab);
     // The frees the cache takes count themselves; the others count here.
     bump_owned(s.class().pick(&heap.stats.frees));
     // SAFETY: caller guarantees.
@@ -115,6 +116,7 @@ unsafe fn free_local_sampled(heap: &Heap, s: &SlabMeta, p: *mut u8, word: u64) {
 /// or null.
 #[inline(never)]
 unsafe fn free_remote(s: &SlabMeta, p: *mut u8, h: *mut Heap) {
+    crate::paths::mark(crate::paths::Step::FreeRemote);
     let tags = SlabMeta::sample_tags(s.era_word());
     if (cfg!(feature = "profile") && tags != 0) || h.is_null() {
         // SAFETY: forwarded.

@@ -34,6 +34,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use crate::countdown::Countdown;
 use crate::counters::{bump_owned, HeapStats, GLOBAL};
 use crate::os::{PageSource, OS};
+use crate::paths::{mark, Step};
 use crate::profile::Sampler;
 use crate::ring::{is_active, routes_to, slot_of, Slot, EPOCH_SLOTS, GEN};
 use crate::segment::{self, header_of, slab_of, Common};
@@ -142,6 +143,7 @@ impl Heap {
         }
         // SAFETY: bins hold slabs this heap owns; their metadata is valid forever.
         let got = unsafe { class.pick(&self.bins).get().as_ref() }?.take_head()?;
+        mark(Step::FastBin);
         self.count_alloc(class);
         Some(got)
     }
@@ -243,6 +245,7 @@ impl Heap {
     #[cold]
     #[cfg_attr(not(feature = "profile"), allow(dead_code))]
     fn sample(&self, p: *mut u8, size: usize, small: bool) {
+        mark(Step::Sample);
         let era = self.era.load(Ordering::Relaxed);
         if self.sampler.on_due(&self.cd, p, size, era, self.label.get()) && small {
             // SAFETY: p is a small object we just allocated: its segment header and slab
@@ -276,6 +279,7 @@ impl Heap {
         let c = class.index();
         let mut epoch_changed = false;
         if self.cd.stale(GEN.load(Ordering::Relaxed)) {
+            mark(Step::Refresh);
             epoch_changed = self.refresh();
         } else if let Some(p) = self.cache_pop(class) {
             // Not a slow-path event either: the fast path left for the end of a countdown chunk
@@ -288,7 +292,9 @@ impl Heap {
             // SAFETY: bins hold slabs this heap owns.
             let slab = unsafe { slab.as_ref() };
             if let Some(got) = slab.pop() {
+                mark(Step::NextRun);
                 if slab.head_shorter_than(SCATTERED_RUN) {
+                    mark(Step::Scattered);
                     self.cache_scattered(class, slab);
                 }
                 self.count_alloc(class);
@@ -307,6 +313,7 @@ impl Heap {
             Some(x) => x,
             None => {
                 bump_owned(&self.stats.slow_cache_miss[c]);
+                mark(Step::NewSlab);
                 let slab = segment::acquire_slab()?;
                 GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
@@ -339,6 +346,7 @@ impl Heap {
             return Some(x);
         }
         if slab.collect_remote() > 0 {
+            mark(Step::BinRemote);
             return slab.pop();
         }
         self.retire_bin(class);
@@ -355,6 +363,7 @@ impl Heap {
         // SAFETY: partial lists hold slabs this heap owns.
         let slab = unsafe { &*slab };
         debug_assert_eq!(slab.era(), era);
+        mark(Step::Partial);
         self.take_as_bin(head, slab, class)
     }
 
@@ -422,6 +431,7 @@ impl Heap {
         // SAFETY: recycling lists hold slabs this heap owns.
         let slab = unsafe { head.get().as_ref() }?;
         slab.set_era(self.era.load(Ordering::Relaxed));
+        mark(Step::Recycle);
         GLOBAL.class_recycled_slabs[class.index()].fetch_add(1, Ordering::Relaxed);
         self.take_as_bin(head, slab, class)
     }
@@ -430,6 +440,7 @@ impl Heap {
     /// room.
     #[cold]
     pub(crate) fn after_local_free(&self, slab: &SlabMeta, used: u32) {
+        mark(Step::SlabState);
         match slab.state() {
             SlabState::Bin => {}
             SlabState::Full => {
@@ -467,6 +478,7 @@ impl Heap {
             slab.set_state(SlabState::Full);
             return 0;
         }
+        mark(Step::SlabEmptied);
         let c = slab.class();
         let era = slab.era();
         let resident = slab.touched_bytes(OS.page_size()) as u64;
@@ -491,6 +503,7 @@ impl Heap {
         }
         // Acquire: pairs with the SeqCst (Release) CAS in `push_pending`, making each slab's
         // `pending_next` and list visible.
+        mark(Step::Pending);
         let mut p = self.pending.swap(ptr::null_mut(), Ordering::Acquire);
         while !p.is_null() {
             // SAFETY: pending slabs were pushed by `push_pending`, each a slab this heap owns (it

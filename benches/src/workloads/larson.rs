@@ -10,8 +10,8 @@
 
 use std::sync::{Barrier, Mutex};
 
-use super::{concat, lock, on_threads, Outcome, Rng};
-use crate::block::{Block, Calls};
+use super::{lock, on_threads, Outcome, Rng};
+use crate::block::{Block, Calls, Samples};
 
 /// Sizes of a run.
 #[derive(Clone, Copy, Debug)]
@@ -63,13 +63,10 @@ pub fn run(threads: usize, p: &Params, latency: bool) -> Outcome {
         s
     });
     drop(sets);
-    let (a, f): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
     Outcome {
         elapsed_ns: ns,
         ops: per_round * (rounds * threads) as u64,
-        alloc_ticks: concat(a),
-        free_ticks: concat(f),
-        ..Outcome::default()
+        ..Outcome::with_samples(Samples::concat(samples))
     }
 }
 

@@ -43,8 +43,8 @@ pub fn run(p: &Params, latency: bool) -> Outcome {
         gate.end();
         s
     });
-    let (a, f) = samples.pop().unwrap_or_default();
-    Outcome { elapsed_ns: ns, ops: p.steps, alloc_ticks: a, free_ticks: f, ..Outcome::default() }
+    let s = samples.pop().unwrap_or_default();
+    Outcome { elapsed_ns: ns, ops: p.steps, ..Outcome::with_samples(s) }
 }
 
 #[inline(never)]

@@ -35,7 +35,7 @@
 //! thread has finished its work; set-up and teardown are not timed.
 
 /// Evaluates `$body` with `$c` bound to `&mut` timed calls (room for `$allocs` alloc and `$frees`
-/// free samples) when `$latency`, else to plain calls, and yields the samples `(alloc, free)`
+/// free samples) when `$latency`, else to plain calls, and yields the [`crate::block::Samples`]
 /// (empty for plain calls). Workers are generic over [`crate::block::Calls`]; a closure cannot
 /// be, hence a macro.
 macro_rules! with_calls {
@@ -50,7 +50,7 @@ macro_rules! with_calls {
         } else {
             let $c = &mut $crate::block::Plain;
             $body;
-            (Vec::new(), Vec::new())
+            $crate::block::Samples::default()
         }
     }};
 }
@@ -155,6 +155,11 @@ pub struct Outcome {
     pub alloc_ticks: Vec<u32>,
     /// Latency pass: ticks of single free calls (clock overhead included).
     pub free_ticks: Vec<u32>,
+    /// Latency pass in a `path-trace` build: the steps of each alloc call (parallel to
+    /// `alloc_ticks`; empty otherwise).
+    pub alloc_paths: Vec<u32>,
+    /// The same for the free calls.
+    pub free_paths: Vec<u32>,
     /// Latency pass: ticks of whole operations, where the workload times those instead
     /// (`request-server`: one request).
     pub op_ticks: Vec<u32>,
@@ -162,6 +167,19 @@ pub struct Outcome {
     pub extra: Option<Value>,
     /// The `epochs` group's end readings, when [`Options::idle`] asked for them.
     pub end: Option<phase::End>,
+}
+
+impl Outcome {
+    /// An outcome holding the latency pass's samples (the rest to be filled in).
+    pub fn with_samples(s: crate::block::Samples) -> Outcome {
+        Outcome {
+            alloc_ticks: s.alloc,
+            free_ticks: s.free,
+            alloc_paths: s.alloc_paths,
+            free_paths: s.free_paths,
+            ..Outcome::default()
+        }
+    }
 }
 
 /// Runs the workload `name`.

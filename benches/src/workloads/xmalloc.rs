@@ -11,8 +11,8 @@ use std::mem;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
-use super::{concat, lock, on_threads, Outcome, Rng};
-use crate::block::{Block, Calls};
+use super::{lock, on_threads, Outcome, Rng};
+use crate::block::{Block, Calls, Samples};
 
 /// Sizes of a run.
 #[derive(Clone, Copy, Debug)]
@@ -72,13 +72,10 @@ pub fn run(threads: usize, p: &Params, latency: bool) -> Outcome {
             s
         }
     });
-    let (a, f): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
     Outcome {
         elapsed_ns: ns,
         ops: (per_producer * producers) as u64,
-        alloc_ticks: concat(a),
-        free_ticks: concat(f),
-        ..Outcome::default()
+        ..Outcome::with_samples(Samples::concat(samples))
     }
 }
 

@@ -94,8 +94,23 @@ pub(super) fn measure(o: &OneOptions) -> Result<Value, String> {
     let mut latency = json!(null);
     if o.latency && (o.workload.call_latency || o.workload.name == "request-server") {
         let mut out = workloads::run(o.workload.name, &Options { latency: true, ..opts })?;
+        // A `path-trace` build: which steps the calls took, before the sorts below reorder the
+        // ticks. The table goes to stderr (stdout is the one JSON line).
+        let traced = [("alloc", &out.alloc_ticks, &out.alloc_paths), ("free", &out.free_ticks, &out.free_paths)].map(
+            |(what, ticks, masks)| {
+                let rows = benches::paths::breakdown(ticks, masks, tpn);
+                if !rows.is_empty() {
+                    let title = format!("{} {} x{threads}: {what} calls by steps taken", o.allocator, o.workload.name);
+                    eprint!("{}", benches::paths::render(&title, &rows, 12));
+                }
+                (!rows.is_empty()).then(|| benches::paths::to_json(&rows))
+            },
+        );
         let p = |s: &mut Vec<u32>| Percentiles::of_ticks(s, tpn).map(|p| p.to_json());
+        let [alloc_paths, free_paths] = traced;
         latency = json!({
+            "alloc_paths": alloc_paths,
+            "free_paths": free_paths,
             "alloc": p(&mut out.alloc_ticks),
             "free": p(&mut out.free_ticks),
             "op": p(&mut out.op_ticks),
