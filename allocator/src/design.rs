@@ -32,6 +32,7 @@
 //!  labels (the label registry: append-only, looked up without a lock)
 //!   |
 //!  counters (every counter; a leaf that everything increments)
+//!  paths (path tracing: a thread-local mask of the steps a call took; feature path-trace)
 //!  countdown (a heap's epoch generation and byte countdown, one word: the fast path's one test)
 //!  size_class, os (page source, clocks, environment, abort), sync (spin lock)
 //! ```

@@ -263,13 +263,7 @@ impl Heap {
         if slab.era() != self.era.load(Ordering::Relaxed) {
             return;
         }
-        let room = self.cache_room(class);
-        self.cache_fill(class, || {
-            slab.take_cells(room, |p| {
-                let pushed = self.cache_push(class, p);
-                debug_assert!(pushed, "room was counted");
-            })
-        });
+        self.cache_fill_from(class, slab);
     }
 
     /// Slow path: refreshes the epoch, refills the bin. Returns the object and whether it is
