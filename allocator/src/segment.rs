@@ -120,7 +120,7 @@ pub(crate) struct Pool {
     /// Purged empty slabs, linked through `next`.
     free: *mut SlabMeta,
     /// The reserve: empty unpurged slabs, newest first, linked through `next`; each keeps the era
-    /// it was used in (`era`) and its emptied time (ns, monotonic) in the address of `prev`,
+    /// it was used in (`era`) and its emptied time (ns, `os::coarse_ns`) in the address of `prev`,
     /// which no list uses while the slab is here.
     warm: *mut SlabMeta,
     warm_count: usize,
@@ -141,7 +141,7 @@ impl Pool {
             return false;
         }
         slab.set_state(SlabState::Empty);
-        slab.prev.set(ptr::without_provenance_mut(crate::os::monotonic_ns() as usize));
+        slab.prev.set(ptr::without_provenance_mut(crate::os::coarse_ns() as usize));
         slab.next.set(self.warm);
         self.warm = ptr::from_ref(slab).cast_mut();
         self.warm_count += 1;
