@@ -42,7 +42,8 @@ pub enum Step {
     Unmap,
     /// Pages were given back (`madvise`).
     Purge,
-    /// A heap-profile sample was recorded.
+    /// The heap profiler's sample point was reached: the sampler ran (it records the object
+    /// unless sampling is off or the thread is already inside it) and drew the next point.
     Sample,
     /// The reclaim hook at the end of the slow path advanced or closed an epoch.
     Reclaim,
