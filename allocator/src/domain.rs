@@ -30,9 +30,10 @@
 //! - entering a domain that has ended, or whose epoch has closed or passed: allocations go to
 //!   the current global epoch instead, never to a closed era.
 //!
-//! Labels (`labels.rs`): up to [`MAX_LABELS`](crate::MAX_LABELS) distinct labels of up to [`LABEL_MAX`](crate::LABEL_MAX) bytes (longer ones are cut
-//! at a character boundary). Label 0 is the fixed label `"(overflow)"`, used (and counted) when
-//! the registry is full. Labels are stored as given; printers escape them.
+//! Labels (`labels.rs`): up to [`MAX_LABELS`](crate::MAX_LABELS) distinct labels of up to
+//! [`LABEL_MAX`](crate::LABEL_MAX) bytes (longer ones are cut at a character boundary). Label 0
+//! is the fixed label `"(overflow)"`, used (and counted) when the registry is full. Labels are
+//! stored as given; printers escape them.
 
 use core::cell::Cell;
 use core::marker::PhantomData;

@@ -103,14 +103,25 @@ fn cut(s: &str) -> &str {
 }
 
 /// Registers `label` (or finds it) and returns its id; 0 when the registry is full. Takes no
-/// lock unless the label is new.
+/// lock unless the label is new and there is room for it.
 pub(crate) fn intern(label: &str) -> u8 {
     let key = pack(cut(label).as_bytes());
     // Acquire: pairs with the Release store of COUNT in `add`, so the entries below it are whole.
-    if let Some(i) = find(&key, COUNT.load(Ordering::Acquire)) {
+    let n = COUNT.load(Ordering::Acquire);
+    if let Some(i) = find(&key, n) {
         return i as u8;
     }
+    if n == MAX_LABELS {
+        return overflow();
+    }
     add(&key)
+}
+
+/// The registry is full: counted, and the overflow label's id. (COUNT never falls, so a full
+/// registry needs no lock to say so.)
+fn overflow() -> u8 {
+    GLOBAL.label_overflows.fetch_add(1, Ordering::Relaxed);
+    0
 }
 
 #[cold]
@@ -122,8 +133,7 @@ fn add(key: &Packed) -> u8 {
         return i as u8;
     }
     if n == MAX_LABELS {
-        GLOBAL.label_overflows.fetch_add(1, Ordering::Relaxed);
-        return 0;
+        return overflow();
     }
     for (slot, &w) in TABLE[n].iter().zip(key) {
         slot.store(w, Ordering::Relaxed);
