@@ -58,8 +58,9 @@
 //!   at most 4 MiB below the object.
 //! - Every returned pointer `p` has its header at `(p - 1) & !(4 MiB - 1)`: free needs no
 //!   per-object header and no size. The header's magic word is checked on every free.
-//! - **Size classes** (`size_class.rs`): 44 classes from 8 B to 32 KiB, at most 25% apart from
-//!   32 B up. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
+//! - **Size classes** (`size_class.rs`): 41 classes from 8 B to 32 KiB, at most 25% apart from
+//!   32 B to 4 KiB, and above that each the largest multiple of 64 B that fits 12, 10, 9, 8, 6,
+//!   5, 4, 3 or 2 objects into a slab. Objects sit at multiples of their size from a 64 KiB-aligned slab start, so a class
 //!   whose size is a multiple of `align` serves that alignment.
 //! - **Thread heaps** (`heap/`: the heap, `cache.rs` its free cache, `domains.rs` its domain
 //!   bookkeeping, `epochs.rs` how it follows the epochs, `free.rs` the free path, `registry.rs` which heap a thread
@@ -170,7 +171,7 @@
 //! - Frees from other threads into a slab that is not its owner's bin are applied when the owner
 //!   next takes its slow path (or at once, by the freeing thread, if the owner has exited).
 //! - Entering a domain of an older epoch than the thread's current one makes the thread's next
-//!   allocation retire its current slabs (one pass over the 44 classes); entering one of the
+//!   allocation retire its current slabs (one pass over the 41 classes); entering one of the
 //!   current epoch costs nothing of the kind.
 //! - Per label, snapshots count domains and the bytes allocated inside them exactly, but not
 //!   live bytes: a free does not know which domain made the object.

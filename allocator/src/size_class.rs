@@ -3,8 +3,14 @@
 //! Invariants (checked exhaustively by the tests below):
 //! - classes run from 8 B to [`MAX_SMALL_SIZE`] (32 KiB), strictly increasing;
 //! - every class size is a multiple of 8, so every object is at least 8-aligned;
-//! - from 32 B up, neighbouring classes are at most 25% apart (four classes per doubling);
-//!   below 32 B the 8-byte granularity is the spacing;
+//! - from 32 B to 4 KiB, neighbouring classes are at most 25% apart (four classes per
+//!   doubling); below 32 B the 8-byte granularity is the spacing;
+//! - above 4 KiB, where a slab holds 2 to 12 objects, each class is the largest multiple of 64
+//!   that fits its count of objects into a slab (64 KiB / n, for the counts the four-per-doubling
+//!   classes had), so no slab has a tail of a page or more and classes that held as many objects
+//!   a slab are one class: 9 classes where there were 12, and a request never gets fewer objects
+//!   a slab than before. (With 24, 28 and 32 KiB apart, each held 2 objects a slab, and a slab
+//!   of 24 KiB objects left 16 KiB resident for nothing once a previous class had touched it.)
 //! - [`class_for`] returns the smallest class that holds `size` and whose objects are all aligned
 //!   to `align` (objects sit at `k * object_size` from a slab start that is [`SLAB_SIZE`]-aligned).
 
@@ -22,7 +28,7 @@ pub(crate) const SLABS_PER_SEGMENT: usize = SEGMENT_SIZE / SLAB_SIZE;
 /// The largest request served from slabs; anything larger takes the large-object path.
 pub const MAX_SMALL_SIZE: usize = 32 * 1024;
 /// Number of size classes.
-pub const NUM_CLASSES: usize = 44;
+pub const NUM_CLASSES: usize = 41;
 /// The most cells a slab holds: its free-cell bitmap has this many bits (`slab.rs`). Only the
 /// 8-byte class is capped (7,232 of its 8,192 cells), so that every slab's bitmap fits in the
 /// segment header's 64 KiB.
@@ -67,6 +73,14 @@ impl SizeClass {
         // below NUM_CLASSES, tested exhaustively), by `all()`, or from a slab's class byte, which
         // is only ever written from a SizeClass (and is 0 in zeroed metadata).
         unsafe { table.get_unchecked(self.index()) }
+    }
+
+    /// [`SizeClass::pick`] for a table the caller may change.
+    #[inline(always)]
+    pub(crate) fn pick_mut<T>(self, table: &mut [T; NUM_CLASSES]) -> &mut T {
+        debug_assert!(self.index() < NUM_CLASSES);
+        // SAFETY: as in `pick`: the index is below NUM_CLASSES.
+        unsafe { table.get_unchecked_mut(self.index()) }
     }
 
     /// Every class, smallest first.
@@ -115,18 +129,50 @@ const fn build_sizes() -> [u32; NUM_CLASSES] {
         sizes[i] = 8 * (i as u32 + 1);
         i += 1;
     }
-    // Then four classes per doubling: (4+1..=4+4) << (k-2) for each power of two 2^k.
+    // Then four classes per doubling up to 4 KiB: (4+1..=4+4) << (k-2) for each power of two 2^k.
     let mut k = 6u32;
-    while i < NUM_CLASSES {
+    while i < CLASS_4096 + 1 {
         let mut sub = 1u32;
-        while sub <= 4 && i < NUM_CLASSES {
+        while sub <= 4 && i < CLASS_4096 + 1 {
             sizes[i] = (4 + sub) << (k - 2);
             i += 1;
             sub += 1;
         }
         k += 1;
     }
+    // Above 4 KiB, a slab holds few objects: each class is the largest multiple of 64 that fits
+    // its count of objects into a slab (see `TILES`).
+    let mut t = 0;
+    while i < NUM_CLASSES {
+        sizes[i] = (SLAB_SIZE as u32 / TILES[t]) & !63;
+        i += 1;
+        t += 1;
+    }
     sizes
+}
+
+/// Objects per slab of the classes above 4 KiB, largest count first.
+const TILES: [u32; 9] = [12, 10, 9, 8, 6, 5, 4, 3, 2];
+/// Index of the class 4096 B: the last of the four-per-doubling run.
+const CLASS_4096: usize = 31;
+
+/// `TILE_LUT[(size - 4097) >> 6]` is the class of `size` for `4096 < size <= MAX_SMALL_SIZE`
+/// (the classes there are multiples of 64).
+const TILE_LUT: [u8; (MAX_SMALL_SIZE - 4096) / 64] = build_tile_lut();
+
+const fn build_tile_lut() -> [u8; (MAX_SMALL_SIZE - 4096) / 64] {
+    let mut lut = [0u8; (MAX_SMALL_SIZE - 4096) / 64];
+    let mut i = 0;
+    while i < lut.len() {
+        let size = (4096 + 64 * (i + 1)) as u32;
+        let mut c = CLASS_4096;
+        while CLASS_SIZES[c] < size {
+            c += 1;
+        }
+        lut[i] = c as u8;
+        i += 1;
+    }
+    lut
 }
 
 /// Index of the class 1024 B; classes above it are found arithmetically.
@@ -187,6 +233,9 @@ pub fn class_of_size(size: usize) -> SizeClass {
     if size <= 1024 {
         return SizeClass(LUT[(size + 7) >> 3]);
     }
+    if size > 4096 {
+        return SizeClass(TILE_LUT[(size - 4097) >> 6]);
+    }
     // Four classes per doubling: the top three bits of (size - 1) pick the class.
     let s = size - 1;
     let k = usize::BITS - 1 - s.leading_zeros(); // floor(log2(s)), >= 10
@@ -203,7 +252,9 @@ pub fn class_for(size: usize, align: usize) -> Option<SizeClass> {
     }
     // Slab starts are SLAB_SIZE-aligned, so an object of a class whose size is a multiple of
     // `align` is `align`-aligned. Rounding the size up to `align` finds such a class at once
-    // for every power-of-two alignment (see the exhaustive test); the loop is a safety net.
+    // for alignments up to 64 (see the exhaustive test); larger ones step up to the next
+    // class that is a multiple (a few steps at most above 4 KiB, where classes are multiples of
+    // 64 only).
     let rounded = size.max(1).checked_add(align - 1)? & !(align - 1);
     if rounded > MAX_SMALL_SIZE || align > MAX_SMALL_SIZE {
         return None;
@@ -257,11 +308,32 @@ mod tests {
     }
 
     #[test]
-    fn spacing_at_most_25_percent_from_32_bytes() {
-        for w in CLASS_SIZES.windows(2) {
+    fn spacing_at_most_25_percent_from_32_bytes_to_4k() {
+        for w in CLASS_SIZES[..=CLASS_4096].windows(2) {
             if w[0] >= 32 {
                 assert!(w[1] * 4 <= w[0] * 5, "classes {} and {} are more than 25% apart", w[0], w[1]);
             }
+        }
+        assert_eq!(CLASS_SIZES[CLASS_4096], 4096);
+    }
+
+    #[test]
+    fn classes_above_4k_tile_a_slab() {
+        // Each is the largest multiple of 64 that fits its count of objects into a slab, so the
+        // slab has less than a page of tail, and every request above 4 KiB gets at least as many
+        // objects a slab as under four classes per doubling (whose counts TILES lists).
+        for (i, &n) in TILES.iter().enumerate() {
+            let c = SizeClass((CLASS_4096 + 1 + i) as u8);
+            let size = c.object_size();
+            assert_eq!(size % 64, 0);
+            assert_eq!(c.objects_per_slab(), n as usize, "class {size}");
+            assert!(size * n as usize <= SLAB_SIZE && (size + 64) * n as usize > SLAB_SIZE, "class {size}");
+            assert!(SLAB_SIZE - size * (n as usize) < 4096, "class {size}: a page of tail");
+        }
+        for size in 4097..=MAX_SMALL_SIZE {
+            let quarter = 1usize << ((size - 1).ilog2() - 2);
+            let old_class = size.next_multiple_of(quarter);
+            assert!(class_of_size(size).objects_per_slab() >= SLAB_SIZE / old_class, "size {size}");
         }
     }
 
@@ -278,28 +350,25 @@ mod tests {
     }
 
     #[test]
-    fn every_alignment_is_honoured_without_the_fallback_loop() {
+    fn every_alignment_gets_the_smallest_aligned_class() {
         let mut align = 1;
         while align <= 2 * MAX_SMALL_SIZE {
             for size in 0..=MAX_SMALL_SIZE {
-                match class_for(size, align) {
-                    Some(c) => {
-                        assert!(c.object_size() >= size);
-                        assert_eq!(c.object_size() % align.max(8), 0, "size {size} align {align}");
-                        assert_eq!(SLAB_SIZE % align.max(8), 0);
-                        // The rounded size itself must already be a class multiple of align.
-                        let rounded = (size.max(1) + align - 1) & !(align - 1);
-                        if align > 8 {
-                            assert_eq!(class_of_size(rounded), c);
-                        }
-                    }
-                    None => {
-                        assert!(align > MAX_SMALL_SIZE || (size.max(1) + align - 1) & !(align - 1) > MAX_SMALL_SIZE)
-                    }
+                let want = (0..NUM_CLASSES)
+                    .map(|c| SizeClass(c as u8))
+                    .find(|c| c.object_size() >= size && c.object_size().is_multiple_of(align));
+                let want = want.filter(|_| align <= MAX_SMALL_SIZE);
+                assert_eq!(class_for(size, align), want, "size {size} align {align}");
+                if let (Some(c), true) = (want, align > 8 && align <= 64) {
+                    // Up to 64 (every class from 64 B up is a multiple of 64 or a power of two
+                    // apart), rounding the size up to `align` finds the class at once.
+                    let rounded = (size.max(1) + align - 1) & !(align - 1);
+                    assert_eq!(class_of_size(rounded), c, "size {size} align {align}");
                 }
             }
             align *= 2;
         }
+        assert_eq!(SLAB_SIZE % 8, 0);
     }
 
     #[test]

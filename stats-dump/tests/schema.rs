@@ -300,8 +300,12 @@ fn broken_documents_are_rejected() {
     rejects(&c, "a counter as a string", "/total_madvise_bytes", |d| {
         d["total_madvise_bytes"] = json!("12");
     });
-    rejects(&c, "43 classes", "/classes", |d| {
-        d["classes"].as_array_mut().expect("classes array").pop();
+    rejects(&c, "40 classes", "/classes", |d| {
+        d["classes"].as_array_mut().expect("classes array").truncate(40);
+    });
+    rejects(&c, "45 classes", "/classes", |d| {
+        let classes = d["classes"].as_array_mut().expect("classes array");
+        classes.resize(45, classes[0].clone());
     });
     rejects(&c, "17 epochs", "/epochs", |d| {
         let e = d["epochs"][15].clone();

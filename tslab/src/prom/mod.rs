@@ -15,7 +15,8 @@
 //!   `temporal_slab_snapshot_timestamp_seconds`;
 //! - every label value goes through [`encode::escape_label_value`], every HELP text through
 //!   [`encode::escape_help`];
-//! - bounded cardinality: at most 44 size classes (label `class`, the object size in bytes),
+//! - bounded cardinality: at most 44 size classes (label `class`, the object size in bytes; 41
+//!   in builds since the class change),
 //!   16 epochs (label `epoch`, the ring index, never the era) and 32 registry labels. Repeated
 //!   classes, epochs or label ids in a hand-made snapshot are skipped, because a duplicate series
 //!   makes node_exporter drop the whole family;
@@ -47,8 +48,9 @@ use encode::{unique_by, Exposition};
 use families::{samples, Doc};
 
 const PREFIX: &str = "temporal_slab_";
-/// Most series per class family and per epoch family (the allocator's fixed table sizes).
-const MAX_CLASSES: usize = temporal_slab::size_class::NUM_CLASSES;
+/// Most series per class family and per epoch family (the allocator's fixed table sizes; for
+/// classes, the most any build has had, so that older saved snapshots render whole).
+const MAX_CLASSES: usize = temporal_slab::plausible::MAX_SNAPSHOT_CLASSES;
 const MAX_EPOCHS: usize = temporal_slab::epoch::EPOCH_SLOTS;
 const MAX_LABELS: usize = temporal_slab::MAX_LABELS;
 
