@@ -103,6 +103,9 @@ pub(crate) struct Heap {
     pub(crate) stats: HeapStats,
     /// Owner-only: the heap profile's sampling state (the countdown itself is `cd`).
     sampler: Sampler,
+    /// Owner-only: takes its new slabs purged (`segment::acquire_cold_slab`): set for the
+    /// fallback heap, whose slabs each hold a few objects.
+    cold: Cell<bool>,
 }
 
 impl Heap {
@@ -308,7 +311,8 @@ impl Heap {
             None => {
                 bump_owned(&self.stats.slow_cache_miss[c]);
                 mark(Step::NewSlab);
-                let slab = segment::acquire_slab()?;
+                let slab =
+                    if self.cold.get() { segment::acquire_cold_slab(class) } else { segment::acquire_slab(class) }?;
                 GLOBAL.new_slabs[c].fetch_add(1, Ordering::Relaxed);
                 // SAFETY: an empty slab from the pool: nobody else refers to it.
                 let slab = unsafe { slab.as_ref() };
@@ -625,6 +629,8 @@ pub(crate) fn alloc_fallback_in(class: SizeClass, era: u64) -> Option<(NonNull<u
         if fb.0.is_null() {
             return None;
         }
+        // SAFETY: a heap just made, ours under the lock.
+        unsafe { &*fb.0 }.cold.set(true);
     }
     // SAFETY: we hold the lock, so we are the fallback heap's only user: its owner.
     let heap = unsafe { &*fb.0 };
