@@ -76,6 +76,15 @@ pub const H_DROPPED: usize = 8;
 pub const H_SITE_OVERFLOW: usize = 9;
 /// Header word: total words of the region.
 pub const H_WORDS: usize = 10;
+/// Header word: log2 of the live slots that inserts hash into now, from [`LIVE_SPAN_MIN`] up to
+/// [`LIVE`] (0: the smallest). Readers scan all [`LIVE`] slots and need not look at it.
+pub const H_LIVE_SPAN: usize = 11;
+/// The live slots inserts start with (a 16 KiB prefix of the table): a program with a few
+/// hundred live samples touches 4 pages of the live table instead of its 256 KiB, which
+/// addresses hashed over the whole table would all touch within a few thousand samples.
+pub const LIVE_SPAN_MIN: usize = 512;
+const LIVE_SPAN_MIN_LOG: u64 = LIVE_SPAN_MIN.ilog2() as u64;
+const _: () = assert!(LIVE.is_power_of_two() && LIVE_SPAN_MIN.is_power_of_two() && LIVE_SPAN_MIN <= LIVE);
 
 /// Word offset of site `i`.
 pub const fn site_at(i: usize) -> usize {
@@ -195,39 +204,60 @@ impl Table {
         self.word(at + 3).fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Records live object `p` with its values (size, site, era << 8 | label); false when no
-    /// slot near its hash is free.
-    pub(crate) fn insert_live(&self, p: u64, values: [u64; LIVE_WORDS - 1]) -> bool {
-        let start = ptr_hash(p);
-        for probe in 0..PROBES {
-            let at = live_at((start + probe) % LIVE);
-            let key = self.word(at);
-            if key.load(Ordering::Relaxed) != 0
-                || key.compare_exchange(0, BUSY, Ordering::Relaxed, Ordering::Relaxed).is_err()
-            {
-                continue;
-            }
-            for (j, &v) in values.iter().enumerate() {
-                self.word(at + 1 + j).store(v, Ordering::Relaxed);
-            }
-            // Release: a reader (or a free on another thread) that sees the key sees the values.
-            key.store(p, Ordering::Release);
-            return true;
-        }
-        false
+    /// The live span now: inserts hash into its first slots.
+    fn live_span(&self) -> usize {
+        let log = self.word(H_LIVE_SPAN).load(Ordering::Relaxed).max(LIVE_SPAN_MIN_LOG);
+        1 << log.min(LIVE.ilog2() as u64)
     }
 
-    /// Forgets live object `p`; false when it was not recorded.
-    pub(crate) fn remove_live(&self, p: u64) -> bool {
-        let start = ptr_hash(p);
-        for probe in 0..PROBES {
-            let key = self.word(live_at((start + probe) % LIVE));
-            // A sampled object is freed after its insert returned (the program cannot free it
-            // before it has the pointer), so a Relaxed load sees our key.
-            if key.load(Ordering::Relaxed) == p {
-                key.store(0, Ordering::Relaxed);
+    /// Records live object `p` with its values (size, site, era << 8 | label); false when no
+    /// slot near its hash is free. Slots are looked for in the live span, which doubles (up to
+    /// [`LIVE`]) when the window at the hash is full.
+    pub(crate) fn insert_live(&self, p: u64, values: [u64; LIVE_WORDS - 1]) -> bool {
+        loop {
+            let span = self.live_span();
+            let start = ptr_hash(p);
+            for probe in 0..PROBES {
+                let at = live_at((start + probe) % span);
+                let key = self.word(at);
+                if key.load(Ordering::Relaxed) != 0
+                    || key.compare_exchange(0, BUSY, Ordering::Relaxed, Ordering::Relaxed).is_err()
+                {
+                    continue;
+                }
+                for (j, &v) in values.iter().enumerate() {
+                    self.word(at + 1 + j).store(v, Ordering::Relaxed);
+                }
+                // Release: a reader (or a free on another thread) that sees the key sees the
+                // values.
+                key.store(p, Ordering::Release);
                 return true;
             }
+            if span == LIVE {
+                return false;
+            }
+            // Widen it (another thread may have already: the max keeps the larger).
+            self.word(H_LIVE_SPAN).fetch_max(u64::from((span * 2).ilog2()), Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets live object `p`; false when it was not recorded. It was inserted in some span
+    /// up to the current one: each is looked at, smallest first.
+    pub(crate) fn remove_live(&self, p: u64) -> bool {
+        let start = ptr_hash(p);
+        let mut span = LIVE_SPAN_MIN;
+        let top = self.live_span();
+        while span <= top {
+            for probe in 0..PROBES {
+                let key = self.word(live_at((start + probe) % span));
+                // A sampled object is freed after its insert returned (the program cannot free
+                // it before it has the pointer), so a Relaxed load sees our key.
+                if key.load(Ordering::Relaxed) == p {
+                    key.store(0, Ordering::Relaxed);
+                    return true;
+                }
+            }
+            span *= 2;
         }
         false
     }
@@ -279,13 +309,38 @@ mod tests {
     fn live_entries_come_and_go_and_a_full_window_drops() {
         let (_w, t) = table();
         assert!(t.insert_live(0x1000, [48, 0, 7 << 8]));
-        assert_eq!(t.word(live_at(ptr_hash(0x1000)) + 3).load(Ordering::Relaxed), 7 << 8, "values beside the key");
+        let at = live_at(ptr_hash(0x1000) % LIVE_SPAN_MIN);
+        assert_eq!(t.word(at + 3).load(Ordering::Relaxed), 7 << 8, "values beside the key, in the first span");
         assert!(t.remove_live(0x1000));
         assert!(!t.remove_live(0x1000), "removed once");
-        // The same address PROBES + 1 times: the window fills, the last is dropped.
-        for _ in 0..PROBES {
-            assert!(t.insert_live(0x2000, [8, 0, 0]));
+        // The same address again and again: each full window widens the span, until the
+        // window in the whole table is full and the next insert is dropped.
+        let mut n = 0;
+        while t.insert_live(0x2000, [8, 0, 0]) {
+            n += 1;
+            assert!(n <= PROBES * 5, "the window at one hash in 5 spans holds at most 5 x PROBES");
         }
-        assert!(!t.insert_live(0x2000, [8, 0, 0]));
+        assert!(n >= 2 * PROBES, "widened at least once: {n}");
+        assert_eq!(t.live_span(), LIVE);
+        // Every copy is found again, in whichever span it went into.
+        for _ in 0..n {
+            assert!(t.remove_live(0x2000));
+        }
+        assert!(!t.remove_live(0x2000));
+    }
+
+    #[test]
+    fn few_live_samples_stay_in_the_first_pages() {
+        let (_w, t) = table();
+        let ptrs: Vec<u64> = (0..200u64).map(|i| 0x7f00_0000_0000 + i * 4096 * 17).collect();
+        for &p in &ptrs {
+            assert!(t.insert_live(p, [64, 0, 0]));
+        }
+        assert_eq!(t.live_span(), LIVE_SPAN_MIN, "200 samples fit the first span");
+        let used = (0..LIVE).filter(|&i| t.word(live_at(i)).load(Ordering::Relaxed) != 0).max();
+        assert!(used.is_some_and(|i| i < LIVE_SPAN_MIN));
+        for &p in &ptrs {
+            assert!(t.remove_live(p));
+        }
     }
 }
