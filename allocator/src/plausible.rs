@@ -14,8 +14,8 @@ use crate::stats::Snapshot;
 
 /// The most size classes a snapshot of any build has: 44 in builds with four classes per
 /// doubling up to 32 KiB (before December 2026), [`NUM_CLASSES`] (41) since the classes above
-/// 4 KiB tile their slabs. Snapshots saved by an older
-/// build stay readable; one attached from a live process must have this build's count.
+/// 4 KiB tile their slabs. Snapshots saved by an older build stay readable; one attached from a
+/// live process must have this build's count.
 pub const MAX_SNAPSHOT_CLASSES: usize = 44;
 const _: () = assert!(NUM_CLASSES <= MAX_SNAPSHOT_CLASSES);
 

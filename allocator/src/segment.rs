@@ -161,11 +161,13 @@ impl Pool {
             return None;
         }
         let c = class.index();
-        let nearest = (0..NUM_CLASSES).flat_map(|d| [c.checked_add(d), c.checked_sub(d + 1)]).flatten();
-        let k = nearest.filter(|&k| k < NUM_CLASSES).find(|&k| !self.warm[k].is_null())?;
-        let s = NonNull::new(self.warm[k])?;
+        let mut nearest = (0..NUM_CLASSES).flat_map(|d| [c.checked_add(d), c.checked_sub(d + 1)]).flatten();
+        // `get`: no index past the table (and no panic branch under the pool lock).
+        let k = nearest.find(|&k| self.warm.get(k).is_some_and(|p| !p.is_null()))?;
+        let slot = SizeClass(k as u8).pick_mut(&mut self.warm);
+        let s = NonNull::new(*slot)?;
         // SAFETY: slabs in the reserve are valid metadata, touched only under this lock.
-        self.warm[k] = unsafe { s.as_ref() }.next.get();
+        *slot = unsafe { s.as_ref() }.next.get();
         self.warm_count -= 1;
         Some(s)
     }

@@ -234,7 +234,9 @@ pub fn class_of_size(size: usize) -> SizeClass {
         return SizeClass(LUT[(size + 7) >> 3]);
     }
     if size > 4096 {
-        return SizeClass(TILE_LUT[(size - 4097) >> 6]);
+        // The clamp (never taken for sizes up to MAX_SMALL_SIZE) keeps a panic branch off the
+        // allocation path: the bound is the caller's, which the compiler cannot see.
+        return SizeClass(TILE_LUT[((size - 4097) >> 6).min(TILE_LUT.len() - 1)]);
     }
     // Four classes per doubling: the top three bits of (size - 1) pick the class.
     let s = size - 1;
