@@ -35,26 +35,16 @@
 //! is the fixed label `"(overflow)"`, used (and counted) when the registry is full. Labels are
 //! stored as given; printers escape them.
 
-use core::cell::Cell;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::counters::GLOBAL;
 use crate::epoch::{self, EpochId};
-use crate::heap;
-use crate::labels::intern;
+use crate::heap::{self, pack, scopes, unpack, Scopes};
+use crate::labels::{intern, Label};
 use crate::ring;
 
-/// Deepest nesting of domain guards per thread; deeper enters are counted as misuse and do not
-/// redirect allocations.
-pub const MAX_DEPTH: usize = 32;
-
-thread_local! {
-    /// This thread's stack of entered domains (era and label id, `heap::NO_LABEL_ID` for none),
-    /// innermost last.
-    static STACK: [Cell<(u64, u8)>; MAX_DEPTH] = const { [const { Cell::new((0, heap::NO_LABEL_ID)) }; MAX_DEPTH] };
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
-}
+pub(crate) use heap::MAX_DEPTH;
 
 /// A phase of the program (a request, a job) with an optional label. See the module docs.
 ///
@@ -77,7 +67,12 @@ impl EpochDomain {
     /// A domain in the current epoch (the epoch is shared with every other domain opened in the
     /// same time bucket; see `epoch.rs`). Takes no lock and makes no thread heap refresh.
     pub fn new(label: Option<&str>) -> EpochDomain {
-        let label = label.map(intern);
+        EpochDomain::joined(label.map(intern))
+    }
+
+    /// A domain of the label id `label` in the current epoch.
+    #[inline]
+    fn joined(label: Option<u8>) -> EpochDomain {
         loop {
             let e = epoch::current();
             if epoch::join(e.era()) {
@@ -86,6 +81,11 @@ impl EpochDomain {
             // The current epoch ended between the load and the join: take the new one.
             core::hint::spin_loop();
         }
+    }
+
+    /// [`EpochDomain::new`] with a label registered beforehand: no registry lookup per domain.
+    pub fn labelled(label: Label) -> EpochDomain {
+        EpochDomain::joined(Some(label.id()))
     }
 
     /// A domain in `epoch` if it still takes new domains (it is ACTIVE and not ended: for
@@ -136,9 +136,13 @@ impl EpochDomain {
     /// epoch is the thread's current one costs a few thread-local writes; the thread's heap
     /// switches slabs only when the domain's epoch differs (a domain older than the current
     /// time bucket).
+    #[inline(always)]
     pub fn enter(&self) -> DomainGuard<'_> {
         let era = self.epoch.era();
-        if !self.open.load(Ordering::Relaxed) || !ring::is_active(era) {
+        // An open domain holds a count on its epoch, so the epoch is ACTIVE or ENDED in its slot
+        // (it closes only once its domains have ended): only a domain that has ended (or was
+        // born ended) can be entered on a passed era.
+        if !self.open.load(Ordering::Relaxed) {
             GLOBAL.domain_misuse_passed_era.fetch_add(1, Ordering::Relaxed);
         }
         if self.auto_close {
@@ -164,18 +168,14 @@ impl Drop for EpochDomain {
     }
 }
 
-/// An identity for the current thread that needs no allocation: the address of a thread-local.
-fn thread_token() -> usize {
-    DEPTH.try_with(|d| core::ptr::from_ref(d).addr()).unwrap_or(0)
-}
-
 /// One entry of this thread's stack of scopes (a domain entered, or the tenured scope): pushed
 /// on enter, removed on exit, with the misuse the module docs describe counted and made
 /// harmless.
 pub(crate) struct Scope {
-    era: u64,
-    label: u8,
+    /// `era << 8 | label`.
+    packed: u64,
     pushed: bool,
+    /// The address of the pushing thread's [`Scopes`].
     thread: usize,
 }
 
@@ -184,44 +184,58 @@ impl Scope {
     /// [`Scope::pop`]. Deeper than [`MAX_DEPTH`]: counted, and nothing changes.
     #[inline(always)]
     pub(crate) fn push(era: u64, label: u8) -> Scope {
-        let depth = DEPTH.try_with(|d| d.get()).unwrap_or(MAX_DEPTH);
+        let packed = pack(era, label);
+        let s = scopes();
+        let depth = s.depth();
         let pushed = depth < MAX_DEPTH;
         if pushed {
-            let _ = STACK.try_with(|s| s[depth].set((era, label)));
-            let _ = DEPTH.try_with(|d| d.set(depth + 1));
+            s.set(depth, packed);
+            s.set_depth(depth + 1);
             heap::set_domain(era, label);
         } else {
             GLOBAL.domain_misuse_too_deep.fetch_add(1, Ordering::Relaxed);
         }
-        Scope { era, label, pushed, thread: thread_token() }
+        Scope { packed, pushed, thread: core::ptr::from_ref(s).addr() }
     }
 
     /// Leaves the scope: the thread allocates in the next scope out again.
     #[inline(always)]
     pub(crate) fn pop(&self) {
-        if self.thread != thread_token() {
+        let s = scopes();
+        let depth = s.depth();
+        // The common case: this scope is on top of this thread's stack.
+        if self.pushed && self.thread == core::ptr::from_ref(s).addr() && depth > 0 && s.get(depth - 1) == self.packed {
+            s.set_depth(depth - 1);
+            let (era, label) = unpack(s.innermost());
+            heap::set_domain(era, label);
+        } else {
+            self.pop_slow(s);
+        }
+    }
+
+    /// The exits that are not the top of the pushing thread's stack: counted misuse, made
+    /// harmless (see the module docs), and the guards of pushes that were refused.
+    #[cold]
+    #[inline(never)]
+    fn pop_slow(&self, s: &Scopes) {
+        if self.thread != core::ptr::from_ref(s).addr() {
             GLOBAL.domain_misuse_wrong_thread.fetch_add(1, Ordering::Relaxed);
-        } else if self.pushed {
-            let depth = DEPTH.try_with(|d| d.get()).unwrap_or(0);
-            // Normally this scope is on top of the stack (wherever it was pushed: an earlier
-            // out-of-order exit below it may have moved it down). Otherwise remove the innermost
-            // entry of this scope and count the misuse.
-            let me = (self.era, self.label);
-            let _ = STACK.try_with(|st| {
-                let found = (0..depth).rev().find(|&i| st[i].get() == me);
-                if found != Some(depth.wrapping_sub(1)) {
-                    GLOBAL.domain_misuse_out_of_order.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Some(pos) = found {
-                    for i in pos..depth - 1 {
-                        st[i].set(st[i + 1].get());
-                    }
-                    let new_depth = depth - 1;
-                    let _ = DEPTH.try_with(|d| d.set(new_depth));
-                    let (outer, label) = if new_depth == 0 { (0, heap::NO_LABEL_ID) } else { st[new_depth - 1].get() };
-                    heap::set_domain(outer, label);
-                }
-            });
+            return;
+        }
+        if !self.pushed {
+            return;
+        }
+        // Removes the innermost entry of this scope (an earlier out-of-order exit below it may
+        // have moved it down) and counts the misuse: it was not on top.
+        let depth = s.depth();
+        GLOBAL.domain_misuse_out_of_order.fetch_add(1, Ordering::Relaxed);
+        if let Some(pos) = (0..depth).rev().find(|&i| s.get(i) == self.packed) {
+            for i in pos..depth - 1 {
+                s.set(i, s.get(i + 1));
+            }
+            s.set_depth(depth - 1);
+            let (era, label) = unpack(s.innermost());
+            heap::set_domain(era, label);
         }
     }
 }
@@ -235,6 +249,7 @@ pub struct DomainGuard<'a> {
 }
 
 impl Drop for DomainGuard<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
         self.scope.pop();
         // AcqRel: the last guard's auto-close sees every other guard's exit. Only auto-closing

@@ -102,6 +102,40 @@ fn cut(s: &str) -> &str {
     &s[..end]
 }
 
+/// A label registered once, for domains opened many times with it (a route, a kind of job):
+/// [`EpochDomain::labelled`](crate::EpochDomain::labelled) opens a domain with it without the
+/// registry lookup that [`EpochDomain::new`](crate::EpochDomain::new) makes for a `&str` (about
+/// 80 instructions for a short label among a few). A full registry gives the overflow label,
+/// counted once, here.
+///
+/// ```
+/// use temporal_slab::{EpochDomain, Label};
+/// let upload = Label::new("upload");
+/// for _ in 0..3 {
+///     let request = EpochDomain::labelled(upload);
+///     let _in = request.enter();
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Label(u8);
+
+impl Label {
+    /// Registers `name` (or finds it), cut to [`LABEL_MAX`] bytes at a character boundary.
+    pub fn new(name: &str) -> Label {
+        Label(intern(name))
+    }
+
+    /// Whether this is the overflow label (the registry was full when it was made).
+    pub fn is_overflow(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The registry id (what per-label counters index).
+    pub(crate) fn id(self) -> u8 {
+        self.0
+    }
+}
+
 /// Registers `label` (or finds it) and returns its id; 0 when the registry is full. Takes no
 /// lock unless the label is new and there is room for it.
 pub(crate) fn intern(label: &str) -> u8 {

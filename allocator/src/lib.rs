@@ -50,7 +50,7 @@ use core::ptr;
 pub use domain::{DomainGuard, EpochDomain};
 pub use epoch::EpochId;
 pub use future::{FutureExt, InDomain};
-pub use labels::{label_count, LABEL_MAX, MAX_LABELS, OVERFLOW_LABEL};
+pub use labels::{label_count, Label, LABEL_MAX, MAX_LABELS, OVERFLOW_LABEL};
 pub use reclaim::AutoAdvance;
 pub use stats::{snapshot, Snapshot};
 pub use tenured::{tenured, TenuredGuard, TENURED_LABEL};

@@ -121,8 +121,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> ResponseFuture<S::Future> {
-        let label = self.layer.routes.label((self.layer.route)(&req));
-        let domain = EpochDomain::new(Some(label));
+        let (label, id) = self.layer.routes.label((self.layer.route)(&req));
+        let domain = EpochDomain::labelled(id);
         let domain = if self.layer.handler_access {
             let shared = Arc::new(domain);
             req.extensions_mut().insert(RequestDomain { domain: shared.clone(), label });

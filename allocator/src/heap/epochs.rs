@@ -4,7 +4,8 @@
 
 use core::sync::atomic::Ordering;
 
-use super::{current_if_any, help_all_parked, unlink, Heap, DOMAIN_ERA, FALLBACK};
+use super::domains::innermost_era;
+use super::{current_if_any, help_all_parked, unlink, Heap, FALLBACK};
 use crate::ring::{count_close_sweep, is_active, routes_to, slot_of, CURRENT_ERA, GEN, RING};
 use crate::size_class::SizeClass;
 
@@ -15,7 +16,7 @@ impl Heap {
         self.cd.sync(GEN.load(Ordering::Acquire));
         // Cached frees go back to their slabs first, so that a closing epoch's slabs can empty.
         self.flush_cache();
-        let mut want = DOMAIN_ERA.try_with(|d| d.get()).unwrap_or(0);
+        let mut want = innermost_era();
         if want == 0 || !routes_to(want) {
             want = CURRENT_ERA.load(Ordering::Acquire);
         }

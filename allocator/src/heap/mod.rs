@@ -50,11 +50,13 @@ mod registry;
 mod tls;
 
 pub(crate) use cache::{for_each_cache_traffic, for_each_cached};
-pub(crate) use domains::{add_domain, count_domain_label, domain_sum, set_domain, NO_LABEL_ID};
+pub(crate) use domains::{
+    add_domain, count_domain_label, domain_sum, pack, scopes, set_domain, unpack, Scopes, MAX_DEPTH, NO_LABEL_ID,
+};
 pub(crate) use epochs::sweep_after_close;
 pub(crate) use free::free_small;
 pub(crate) use registry::{current, current_if_any, for_each_heap, help_all_parked, help_parked, ARENA};
-use registry::{new_heap, DOMAIN_ERA, HEAPS};
+use registry::{new_heap, HEAPS};
 
 /// A bin whose next run holds fewer cells than this after a refill from its bitmap has
 /// scattered free cells: they go to the free cache at once (`Heap::cache_scattered`).

@@ -21,8 +21,6 @@ thread_local! {
     static TLS_STATE: Cell<u8> = const { Cell::new(0) };
     /// Parks the heap when the thread exits.
     static GUARD: ParkOnExit = const { ParkOnExit };
-    /// The era of the innermost domain this thread is in (0: none); see `domain.rs`.
-    pub(super) static DOMAIN_ERA: Cell<u64> = const { Cell::new(0) };
 }
 
 struct ParkOnExit;
