@@ -19,12 +19,20 @@ pin_project! {
         #[pin]
         inner: B,
         domain: Option<Held>,
+        // Whether the body is made as it is polled (see `poll_frame`); decided once.
+        streamed: bool,
     }
 }
 
-impl<B> DomainBody<B> {
+impl<B: Body> DomainBody<B> {
     pub(crate) fn new(inner: B, domain: Option<Held>) -> DomainBody<B> {
-        DomainBody { inner, domain }
+        // A body whose exact size is known is already made (a `Full`, a buffered JSON reply):
+        // polling it hands out its bytes and allocates nothing worth a label, so it is polled
+        // without entering the domain (an enter and an exit saved per such response). A body of
+        // unknown size (a stream) is made as it is polled: those polls run in the domain. Asked
+        // here once, not at every poll (axum's body answers through a boxed, dynamic call).
+        let streamed = inner.size_hint().exact().is_none();
+        DomainBody { inner, domain, streamed }
     }
 }
 
@@ -33,14 +41,9 @@ impl<B: Body> Body for DomainBody<B> {
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        // A body whose exact size is known is already made (a `Full`, a buffered JSON reply):
-        // polling it hands out its bytes and allocates nothing worth a label, so it is polled
-        // without entering the domain (an enter and an exit saved per such response). A body of
-        // unknown size (a stream) is made as it is polled: those polls run in the domain.
-        let buffered = self.inner.size_hint().exact().is_some();
         let this = self.project();
         let polled = match this.domain.as_deref() {
-            Some(domain) if !buffered => {
+            Some(domain) if *this.streamed => {
                 let _inside = domain.enter();
                 this.inner.poll_frame(cx)
             }

@@ -111,6 +111,7 @@ impl RequestDomain {
 impl<S, B, RB> Service<Request<B>> for DomainService<S, B>
 where
     S: Service<Request<B>, Response = Response<RB>>,
+    RB: http_body::Body,
 {
     type Response = Response<crate::DomainBody<RB>>;
     type Error = S::Error;
