@@ -76,10 +76,12 @@
 //! - **Epochs** (`ring.rs`, `epoch.rs`): a 16-slot ring; a slot's era is ACTIVE, ENDED (time has
 //!   moved on, its domains are still open) or CLOSING. Domains share the current epoch; the
 //!   reclaimer rotates it every 100 ms once domains joined it.
-//! - **Domains** (`domain.rs`): per-thread LIFO stacks of entered (era, label); per-heap sharded
-//!   counts of open domains per ring slot; per-heap label counters. Labels (`labels.rs`): a
-//!   bounded, append-only registry; a lookup scans packed four-word entries below a published
-//!   count and takes no lock.
+//! - **Domains** (`domain.rs`): guards and misuse; the per-thread LIFO stack of entered scopes,
+//!   each `era << 8 | label` in one word, is one thread-local in `heap/domains.rs` (a heap refresh
+//!   allocates in its top's era); per-heap sharded counts of open domains per ring slot; per-heap
+//!   label counters, charged at each scope change from the byte countdown. Labels (`labels.rs`):
+//!   a bounded, append-only registry; a lookup scans packed four-word entries below a published
+//!   count and takes no lock; a [`Label`](crate::Label) handle skips the lookup.
 //! - **Reclaimer** (`reclaim.rs`): a raw pthread that, every 100 ms, purges reserve slabs and
 //!   large mappings idle for 0.5 s, drains parked heaps, rotates the domain bucket, runs the
 //!   optional automatic advance, and publishes the statistics.

@@ -13,9 +13,9 @@
 //!
 //! Placed with `Router::layer` it runs after routing, so axum's `MatchedPath` is there, but
 //! axum then wraps every route in its own adapters (on the example service that costs about
-//! 1,100 of the layer's 3,000 instructions per request). Placed outside the router, with a route
-//! function that maps raw paths to the templates, it costs about 1,900
-//! (`examples/axum-service`, `Domains::Outer`; callgrind, `BENCHMARKS.md`).
+//! 1,100 of the layer's 2,450 instructions per request, 5.4% of the request). Placed outside the
+//! router, with a route function that maps raw paths to the templates, it costs about 1,530
+//! (3.4%; `examples/axum-service`, `Domains::Outer`; callgrind, `BENCHMARKS.md`).
 //!
 //! What it does per request:
 //! - picks a label from the route template the given function returns (`/users/{id}`, never
