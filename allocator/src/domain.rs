@@ -136,7 +136,7 @@ impl EpochDomain {
     /// epoch is the thread's current one costs a few thread-local writes; the thread's heap
     /// switches slabs only when the domain's epoch differs (a domain older than the current
     /// time bucket).
-    #[inline(always)]
+    #[inline]
     pub fn enter(&self) -> DomainGuard<'_> {
         let era = self.epoch.era();
         // An open domain holds a count on its epoch, so the epoch is ACTIVE or ENDED in its slot
