@@ -45,7 +45,7 @@ mod sync;
 pub mod tenured;
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 pub use domain::{DomainGuard, EpochDomain};
 pub use epoch::EpochId;
@@ -351,7 +351,56 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
 }
 
+/// Where [`TemporalSlab::alloc_c_fast`] left off: whether it already counted the allocation's
+/// bytes (the slow path must not count them again).
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct CSlowPath {
+    counted: bool,
+}
+
 impl TemporalSlab {
+    /// The fast path of [`TemporalSlab::alloc_c`] alone (`zeroed` false): a block of `size`
+    /// bytes (at most 1 KiB) from this thread's free cache or allocation slab, or the state to
+    /// hand to [`TemporalSlab::alloc_c_slow`] for everything else (a larger size, no thread
+    /// heap yet, an empty cache and slab, an epoch change, a sample point). It calls nothing, so
+    /// a caller that sends the rest to an out-of-line function keeps its own fast path a leaf:
+    /// C's `malloc` then needs no stack frame and no null test on it.
+    #[inline(always)]
+    pub fn alloc_c_fast(&self, size: usize) -> Result<NonNull<u8>, CSlowPath> {
+        if size > 1024 {
+            return Err(CSlowPath { counted: false });
+        }
+        let Some(class) = size_class::class_for_c(size) else { return Err(CSlowPath { counted: false }) };
+        let h = heap::current_if_any();
+        if h.is_null() {
+            return Err(CSlowPath { counted: false });
+        }
+        // SAFETY: `current_if_any` returns this thread's own heap, of which we are the owner.
+        match unsafe { &*h }.try_alloc_fast(class, size) {
+            Some((p, _)) => Ok(p),
+            // The fast path counted the bytes before it gave up.
+            None => Err(CSlowPath { counted: true }),
+        }
+    }
+
+    /// The rest of [`TemporalSlab::alloc_c`] (`zeroed` false) after
+    /// [`TemporalSlab::alloc_c_fast`] gave `slow` for the same `size`: null when memory is
+    /// exhausted or `size` is too large.
+    #[inline(never)]
+    pub fn alloc_c_slow(&self, size: usize, slow: CSlowPath) -> *mut u8 {
+        if slow.counted {
+            let h = heap::current_if_any();
+            if let (false, Some(class)) = (h.is_null(), size_class::class_for_c(size)) {
+                // SAFETY: this thread's own heap, as in `alloc_c_fast`.
+                let heap = unsafe { &*h };
+                heap.note_slow_size(size);
+                return alloc_small_slow(heap, class, self).0;
+            }
+        }
+        self.alloc_c(size, false)
+    }
+
     /// A block of `size` bytes with C's `malloc` alignment (16 from 16 bytes up, else 8; size
     /// 0 as 1), zeroed if `zeroed`; null when memory is exhausted or `size` is too large. The C
     /// ABI's `malloc` and `calloc`: the same path as [`GlobalAlloc::alloc`] without building

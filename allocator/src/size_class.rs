@@ -47,8 +47,10 @@ impl SizeClass {
 
     /// Bytes in each object of this class.
     #[inline]
-    pub const fn object_size(self) -> usize {
-        CLASS_SIZES[self.0 as usize] as usize
+    pub fn object_size(self) -> usize {
+        // `pick`: no bounds check, so no panic branch (and no stack frame for it) on the
+        // allocation path, where the class comes from a slab's class byte.
+        *self.pick(&CLASS_SIZES) as usize
     }
 
     /// How many objects of this class one slab holds (at most [`MAX_CELLS`]).

@@ -94,7 +94,19 @@ pub(crate) fn page_size() -> usize {
 /// `malloc(3)`: `size` bytes, 16-aligned from 16 bytes up; `malloc(0)` is a unique block.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    let p = GLOBAL.alloc_c(size, false);
+    // The fast path returns at once; everything else is one tail call (see `alloc_c_fast`).
+    match GLOBAL.alloc_c_fast(size) {
+        Ok(p) => p.as_ptr().cast(),
+        Err(slow) => malloc_slow(size, slow),
+    }
+}
+
+/// `malloc` past its fast path, with `errno` on failure. `extern "C"` (it cannot unwind), so
+/// that `malloc` reaches it by a tail jump with no frame or unwind pad of its own.
+#[cold]
+#[inline(never)]
+extern "C" fn malloc_slow(size: usize, slow: temporal_slab::CSlowPath) -> *mut c_void {
+    let p = GLOBAL.alloc_c_slow(size, slow);
     if p.is_null() {
         return enomem();
     }
