@@ -115,11 +115,17 @@ fn alloc_small(class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8
         if let Some((p, zeroed)) = heap.try_alloc_fast(class, size) {
             return (p.as_ptr(), zeroed);
         }
-        // Kept in the heap for a sample, so that the slow path needs no register for it.
-        heap.note_slow_size(size);
-        return alloc_small_slow(heap, class, config);
+        return alloc_small_after_fast(heap, class, size, config);
     }
     alloc_small_without_heap(class, size, config)
+}
+
+/// What follows a fast path that gave up (and counted the bytes): the slow path.
+#[inline(always)]
+fn alloc_small_after_fast(heap: &heap::Heap, class: SizeClass, size: usize, config: &TemporalSlab) -> (*mut u8, bool) {
+    // Kept in the heap for a sample, so that the slow path needs no register for it.
+    heap.note_slow_size(size);
+    alloc_small_slow(heap, class, config)
 }
 
 /// [`alloc_small`] for a thread that has no heap yet (or cannot have one now): out of line,
@@ -393,9 +399,7 @@ impl TemporalSlab {
             let h = heap::current_if_any();
             if let (false, Some(class)) = (h.is_null(), size_class::class_for_c(size)) {
                 // SAFETY: this thread's own heap, as in `alloc_c_fast`.
-                let heap = unsafe { &*h };
-                heap.note_slow_size(size);
-                return alloc_small_slow(heap, class, self).0;
+                return alloc_small_after_fast(unsafe { &*h }, class, size, self).0;
             }
         }
         self.alloc_c(size, false)
