@@ -20,6 +20,11 @@
 //! page for the header), and repeated large alloc/free of varied sizes reuses resident pages
 //! instead of unmapping and faulting them again.
 //!
+//! New mappings of 2 MiB and more (and mappings grown past that) are advised for transparent
+//! huge pages (`os::advise_huge`): only the whole 2 MiB pages inside a mapping can be huge, and
+//! those lie inside the object, so an object the program touches whole costs no more RSS; one
+//! it touches sparsely is resident in 2 MiB steps. malloc-large: 81,000 -> 31,000 faults a run.
+//!
 //! Entries unused for [`CACHE_DECAY_NS`] (a split-off tail keeps its parent's age) are unmapped
 //! by the reclaimer or at the next large operation, so a burst of large frees costs at most
 //! 128 MiB of RSS for about a second (64 MiB was too little for malloc-large's working set of 16
@@ -214,6 +219,8 @@ unsafe fn grow_mapping(start: *mut u8, old_len: usize, new_len: usize) -> Option
     // SAFETY: the caller guarantees the mapping is ours; growing in place moves nothing.
     if unsafe { os::remap(NonNull::new_unchecked(start), old_len, new_len, None) } {
         GLOBAL.large_mapped_bytes.fetch_add((new_len - old_len) as u64, Ordering::Relaxed);
+        // SAFETY: the grown mapping is ours (a mapping that grew past 2 MiB gets the advice).
+        unsafe { os::advise_huge(NonNull::new_unchecked(start), new_len) };
         return Some(start);
     }
     // Reserve an aligned range, then move the pages onto it.
@@ -221,6 +228,8 @@ unsafe fn grow_mapping(start: *mut u8, old_len: usize, new_len: usize) -> Option
     // SAFETY: `to` is our fresh mapping of `new_len` bytes, holding nothing; the old one is ours.
     if unsafe { os::remap(NonNull::new_unchecked(start), old_len, new_len, Some(to)) } {
         GLOBAL.large_mapped_bytes.fetch_add((new_len - old_len) as u64, Ordering::Relaxed);
+        // SAFETY: the moved mapping is ours.
+        unsafe { os::advise_huge(to, new_len) };
         return Some(to.as_ptr());
     }
     // SAFETY: the reservation is ours and unused.
@@ -299,6 +308,8 @@ pub(crate) fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         None => {
             let Some(p) = OS.map(len, map_align) else { return (ptr::null_mut(), false) };
             GLOBAL.large_mapped_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            // SAFETY: our fresh mapping of `len` bytes.
+            unsafe { os::advise_huge(p, len) };
             (p.as_ptr(), len, true)
         }
     };

@@ -176,6 +176,34 @@ pub(crate) unsafe fn remap(old: NonNull<u8>, old_len: usize, new_len: usize, new
     r != libc::MAP_FAILED
 }
 
+/// Huge-page advice for large mappings: 0 not read yet, 1 on, 2 off (`TSLAB_THP=0`).
+static THP: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Asks the kernel to back the whole 2 MiB pages of `[ptr, ptr + len)` with transparent huge
+/// pages (`MADV_HUGEPAGE`): with THP in its "madvise" mode (Debian's default) only advised
+/// ranges get them. A large object's pages then fault in 2 MiB at a time, 512 times fewer
+/// faults (malloc-large: 81,000 faults a run), as mimalloc's segments do. Only whole aligned
+/// 2 MiB pages inside the range can be huge, so a mapping under 2 MiB is not advised. Best
+/// effort: a kernel without THP refuses, and nothing changes. `TSLAB_THP=0` turns it off.
+///
+/// # Safety
+/// `[ptr, ptr + len)` must be a mapping of ours.
+pub(crate) unsafe fn advise_huge(ptr: NonNull<u8>, len: usize) {
+    const HUGE: usize = 2 << 20;
+    if len < HUGE {
+        return;
+    }
+    let mut state = THP.load(Ordering::Relaxed);
+    if state == 0 {
+        state = if env_is_off(c"TSLAB_THP") { 2 } else { 1 };
+        THP.store(state, Ordering::Relaxed);
+    }
+    if state == 1 {
+        // SAFETY: the caller guarantees the range is ours; the advice changes no contents.
+        unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
+    }
+}
+
 /// Resident set size of this process in bytes, from `/proc/self/statm`, read with raw syscalls
 /// into a stack buffer (no allocation). 0 when it cannot be read.
 pub(crate) fn rss_bytes() -> u64 {
