@@ -40,11 +40,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::counters::GLOBAL;
 use crate::epoch::{self, EpochId};
-use crate::heap::{self, pack, scopes, unpack, Scopes};
+use crate::heap::{self, pack, scopes, unpack, Scopes, MAX_DEPTH};
 use crate::labels::{intern, Label};
 use crate::ring;
-
-pub(crate) use heap::MAX_DEPTH;
 
 /// A phase of the program (a request, a job) with an optional label. See the module docs.
 ///

@@ -17,6 +17,8 @@ pub(crate) const NO_LABEL_ID: u8 = u8::MAX;
 /// Deepest nesting of scopes per thread; deeper enters are counted as misuse (`domain.rs`) and do
 /// not redirect allocations.
 pub(crate) const MAX_DEPTH: usize = 32;
+// `Scopes::get` and `set` keep indices in the stack with `% MAX_DEPTH`: a mask only for a power of two.
+const _: () = assert!(MAX_DEPTH.is_power_of_two());
 
 /// Outside every scope: the current epoch, no label.
 const NONE: u64 = NO_LABEL_ID as u64;
