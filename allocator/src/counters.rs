@@ -76,6 +76,9 @@ pub(crate) struct GlobalCounters {
     pub(crate) slab_bytes_taken: AtomicU64,
     /// Reclaimer passes run.
     pub(crate) reclaimer_ticks: AtomicU64,
+    /// Heaps the idle trim held and trimmed, and the bytes of free pages it purged in them.
+    pub(crate) idle_trims: AtomicU64,
+    pub(crate) idle_trim_bytes: AtomicU64,
     pub(crate) last_close_deferred_bytes: AtomicU64,
     pub(crate) large_allocs: AtomicU64,
     pub(crate) large_frees: AtomicU64,
@@ -126,6 +129,8 @@ pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
     bucket_extensions: ZERO,
     slab_bytes_taken: ZERO,
     reclaimer_ticks: ZERO,
+    idle_trims: ZERO,
+    idle_trim_bytes: ZERO,
     last_close_deferred_bytes: ZERO,
     large_allocs: ZERO,
     large_frees: ZERO,

@@ -227,7 +227,7 @@ fn finish_close(era: u64, t0: u64) {
     let page = crate::os::OS.page_size();
     crate::segment::for_each_reserve_of(era, |slab| {
         per_class[slab.class().index()] += 1;
-        kept += slab.touched_bytes(page) as u64;
+        kept += slab.resident_bytes(page) as u64;
     });
     for (class, n) in SizeClass::all().zip(per_class) {
         count_close_sweep(era, class, n, n);

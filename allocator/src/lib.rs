@@ -96,12 +96,14 @@ impl TemporalSlab {
 }
 
 /// Gives back to the OS now everything not in use: warm empty slabs, the large-object cache,
-/// and what exited threads hold. (The reclaimer thread does the same for memory idle for
-/// 0.5 s.)
+/// what exited threads hold, and the free pages inside every thread's partly used slabs (those
+/// of threads in an allocator slow path at that moment excepted). (The reclaimer thread does
+/// the same for memory idle for 0.5 s, and for the slabs of threads idle for 1 s.)
 pub fn trim() {
     segment::decay_warm(0, 0);
     large::purge_cache();
     heap::help_all_parked();
+    heap::trim_all();
 }
 
 /// One object of `class`: from this thread's heap, or the shared fallback heap when the thread

@@ -254,6 +254,44 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
+/// State of the process-wide memory barrier ([`heavy_barrier`]): unknown, registered, or
+/// unavailable (an old kernel, a seccomp filter, valgrind).
+static BARRIER: AtomicUsize = AtomicUsize::new(BARRIER_UNKNOWN);
+const BARRIER_UNKNOWN: usize = 0;
+const BARRIER_READY: usize = 1;
+const BARRIER_NONE: usize = 2;
+
+/// `membarrier(2)` commands (linux/membarrier.h; not in the libc crate).
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+/// A full memory barrier on every running thread of the process (`membarrier(2)`, private
+/// expedited): the heavy half of an asymmetric fence, whose light half is a compiler fence.
+/// The idle trim uses it to hold a heap's owner off its slow paths while that owner pays
+/// nothing but two plain stores a slow path (`heap/trim.rs`). Returns false when the kernel
+/// does not offer it; no allocation, no lock.
+pub(crate) fn heavy_barrier() -> bool {
+    let membarrier = |cmd: libc::c_long| {
+        // SAFETY: membarrier takes two integer arguments and touches no user memory.
+        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) == 0 }
+    };
+    match BARRIER.load(Ordering::Relaxed) {
+        BARRIER_READY => membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
+        BARRIER_NONE => false,
+        _ => {
+            let ok =
+                membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+            BARRIER.store(if ok { BARRIER_READY } else { BARRIER_NONE }, Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+/// A forked child registers for [`heavy_barrier`] anew (its memory map is a new one).
+pub(crate) fn barrier_after_fork_in_child() {
+    BARRIER.store(BARRIER_UNKNOWN, Ordering::Relaxed);
+}
+
 /// Whether the process may grow a file to `len` bytes. Under a smaller `RLIMIT_FSIZE`
 /// (`ulimit -f`), `ftruncate` raises SIGXFSZ, whose default action kills the whole program: the
 /// allocator must never do that, so it leaves publishing off instead.

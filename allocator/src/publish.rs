@@ -26,7 +26,7 @@ use crate::stats::{gather, RawSnapshot};
 /// `"TSLABSTA"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TSLABSTA");
 /// Version of the region layout this build writes and reads.
-pub const LAYOUT_VERSION: u64 = 3;
+pub const LAYOUT_VERSION: u64 = 4;
 /// Words in the header.
 pub const HEADER_WORDS: usize = 16;
 /// The memfd's name, as it appears in `/proc/PID/fd` (`/memfd:temporal-slab-stats (deleted)`).

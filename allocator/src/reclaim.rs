@@ -7,6 +7,8 @@
 //! - purges warm slabs unused for 500 ms (`segment::decay_warm`);
 //! - unmaps large mappings cached for longer than their decay time (`large::decay`);
 //! - applies the pending frees of parked heaps (exited threads);
+//! - purges the free pages inside the slabs of heaps idle for 1 s (`heap/trim.rs`), so a thread
+//!   that waits after a burst gives back what the burst left around its survivors;
 //! - runs the automatic epoch advance when it is configured by time.
 //!
 //! So after a burst is freed, RSS comes back to live bytes plus a fixed overhead within about
@@ -153,12 +155,14 @@ extern "C" fn before_fork() {
     crate::labels::WRITER.raw_lock();
     crate::large::CACHE.raw_lock();
     crate::segment::POOL.raw_lock();
+    crate::heap::TRIM.raw_lock();
 }
 
 fn unlock_all() {
     // SAFETY: `before_fork` took each of these locks in this process image (the child's memory
     // is a copy of the parent's taken while they were held).
     unsafe {
+        crate::heap::TRIM.raw_unlock();
         crate::segment::POOL.raw_unlock();
         crate::large::CACHE.raw_unlock();
         crate::labels::WRITER.raw_unlock();
@@ -180,6 +184,7 @@ extern "C" fn after_fork_in_child() {
     }
     crate::publish::after_fork_in_child();
     crate::profile::after_fork_in_child();
+    crate::os::barrier_after_fork_in_child();
 }
 
 extern "C" fn reclaimer_main(_: *mut libc::c_void) -> *mut libc::c_void {
@@ -205,6 +210,7 @@ pub(crate) fn tick(now: u64) {
     crate::segment::decay_warm(now, crate::segment::WARM_DECAY_NS);
     crate::large::decay(now);
     crate::heap::help_all_parked();
+    crate::heap::trim_idle(now);
     crate::epoch::rotate_bucket(now);
     crate::publish::publish();
 }

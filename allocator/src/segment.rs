@@ -306,7 +306,8 @@ pub(crate) fn release_slab(slab: &SlabMeta) -> Option<usize> {
 fn purge(slab: &SlabMeta) -> usize {
     let page = OS.page_size();
     let len = slab.touched_bytes(page);
-    let resident = len;
+    let resident = slab.resident_bytes(page);
+    slab.forget_holes();
     if len > 0 {
         // SAFETY: the slab's pages belong to a segment of ours and hold no live object.
         let ok = unsafe { OS.purge(NonNull::new_unchecked(slab.start()), len) };

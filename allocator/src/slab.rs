@@ -47,6 +47,7 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
+use crate::os::PageSource;
 use crate::size_class::{SizeClass, MAX_CELLS, SLAB_SIZE};
 use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT, SLAB_SHIFT};
 
@@ -80,6 +81,11 @@ pub(crate) const BITMAP_ROW_BYTES: usize = (SLABS_PER_SEGMENT - 1) * 8;
 pub(crate) const BITMAP_WORDS: usize = MAX_CELLS / 64;
 // The bitmaps fill the header's slab slot, no more.
 const _: () = assert!(BITMAPS_OFFSET + BITMAP_WORDS * BITMAP_ROW_BYTES <= SLAB_SIZE);
+
+/// Most pages of a slab the idle trim tracks as holes (bits of [`SlabMeta::holes`]): every page
+/// with 4 KiB pages or larger.
+pub(crate) const MAX_HOLE_PAGES: usize = 32;
+const _: () = assert!(SLAB_SIZE / 4096 <= MAX_HOLE_PAGES);
 
 /// `[cur, end)` packed into one word: `cur` in the low half, `end` in the high half.
 #[inline(always)]
@@ -156,6 +162,11 @@ pub(crate) struct SlabMeta {
     /// Byte offset past the highest cell ever handed out (high-water mark of touched bytes).
     /// Written by the owner only (Relaxed store); read by snapshots.
     pub(crate) bump: AtomicU32,
+    /// Pages of the slab (bit `i`: the page at `i * page size` from its start) that the idle trim
+    /// purged while they held only bitmap cells ([`SlabMeta::purge_free_pages`]): not resident
+    /// until a cell in them is handed out again, which clears the bit. Written by the trim while
+    /// the owner is held off its slow paths and by the owner on those paths; read by snapshots.
+    holes: AtomicU32,
     /// Owner-only: the head run of free cells, `[cur, end)` as byte offsets ([`pack`]); empty
     /// when `cur >= end`. Its cells' bits are clear.
     head: Cell<u64>,
@@ -335,13 +346,122 @@ impl SlabMeta {
         }
     }
 
-    /// Word `w` (< [`BITMAP_WORDS`]) of this slab's free-cell bitmap, in its segment's header.
+    /// The bytes of the slab that are resident: [`SlabMeta::touched_bytes`] less the pages the
+    /// idle trim purged.
+    pub(crate) fn resident_bytes(&self, page: usize) -> usize {
+        let holes = self.holes.load(Ordering::Relaxed).count_ones() as usize;
+        self.touched_bytes(page).saturating_sub(holes * page)
+    }
+
+    /// A purge of the whole slab: no page is a hole any more (they are all purged).
+    pub(crate) fn forget_holes(&self) {
+        self.holes.store(0, Ordering::Relaxed);
+    }
+
+    /// Owner: cells `[start, end)` (byte offsets) are being handed out of the bitmap; the pages
+    /// they lie in are resident again once they are written, so they are holes no more.
     #[inline(always)]
-    fn bitmap_word(&self, w: u32) -> *mut u64 {
+    fn fill_holes(&self, start: u32, end: u32) {
+        let holes = self.holes.load(Ordering::Relaxed);
+        if holes != 0 {
+            self.fill_holes_slow(holes, start, end);
+        }
+    }
+
+    #[cold]
+    fn fill_holes_slow(&self, holes: u32, start: u32, end: u32) {
+        let shift = crate::os::OS.page_size().trailing_zeros();
+        let (first, last) = (start >> shift, end.saturating_sub(1) >> shift);
+        // `last` < 32: the trim runs only with at most 32 pages a slab (`MAX_HOLE_PAGES`).
+        let mask = ((2u64 << last.min(31)) - (1u64 << first.min(31))) as u32;
+        self.holes.store(holes & !mask, Ordering::Relaxed);
+    }
+
+    /// Whether every bit of cells `first..=last` is set (each of them is a free bitmap cell).
+    fn bits_all_set(&self, first: usize, last: usize) -> bool {
+        let mut w = first / 64;
+        while w <= last / 64 {
+            let lo = if w == first / 64 { first % 64 } else { 0 };
+            let hi = if w == last / 64 { last % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            // SAFETY: `last` < objects_per_slab <= MAX_CELLS (the caller's bound), so `w` <
+            // BITMAP_WORDS.
+            let word = unsafe { self.bitmap_word(w as u32) }.load(Ordering::Relaxed);
+            if word & mask != mask {
+                return false;
+            }
+            w += 1;
+        }
+        true
+    }
+
+    /// The idle trim, from any thread: purges each resident page of the slab that holds only
+    /// free bitmap cells (or no cell at all: the slack past the last one) and marks it a hole.
+    /// Returns the bytes purged and the `madvise` calls made (and failed).
+    ///
+    /// # Safety
+    /// The caller must hold the slab's owner off every path that takes cells out of the bitmap
+    /// or gives the slab away (its slow paths, `heap/trim.rs`), from before it reads the bitmap
+    /// until it returns. The owner's fast paths may run meanwhile: they take cells only from the
+    /// head run and the free cache, whose bits are clear, and a free only sets bits, so a page
+    /// found free stays free. The slab must be formatted (a state other than Free).
+    pub(crate) unsafe fn purge_free_pages(&self, page: usize) -> (usize, u32, u32) {
+        let pages = (self.touched_bytes(page) / page).min(MAX_HOLE_PAGES);
+        let holes = self.holes.load(Ordering::Relaxed);
+        let size = self.class().object_size();
+        let cells = self.class().objects_per_slab();
+        let mut free = 0u32;
+        for i in 0..pages {
+            if holes & (1 << i) != 0 {
+                continue;
+            }
+            let (first, last) = (i * page / size, ((i + 1) * page - 1) / size);
+            if first >= cells || self.bits_all_set(first, last.min(cells - 1)) {
+                free |= 1 << i;
+            }
+        }
+        let (mut bytes, mut calls, mut failed) = (0, 0, 0);
+        let mut purged = 0u32;
+        let mut rest = free;
+        while rest != 0 {
+            let a = rest.trailing_zeros();
+            let len = (rest >> a).trailing_ones();
+            let run = if len == 32 { u32::MAX } else { ((1u32 << len) - 1) << a };
+            rest &= !run;
+            let at = self.start().wrapping_add(a as usize * page);
+            // SAFETY: the pages lie in this slab (a..a + len < pages <= SLAB_SIZE / page) and
+            // hold no live object, nor any cell the owner can hand out while the caller holds it
+            // off its slow paths (above); nothing but cells lives in a slab's pages.
+            if unsafe { crate::os::OS.purge(NonNull::new_unchecked(at), len as usize * page) } {
+                purged |= run;
+                bytes += len as usize * page;
+                calls += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        if purged != 0 {
+            self.holes.store(holes | purged, Ordering::Relaxed);
+        }
+        (bytes, calls, failed)
+    }
+
+    /// Word `w` of this slab's free-cell bitmap, in its segment's header. An atomic, written by
+    /// the owner only (Relaxed load + store, which compile to plain moves), because the idle trim
+    /// (`heap/trim.rs`) reads the bitmaps of other threads' slabs.
+    ///
+    /// # Safety
+    /// `w` must be below [`BITMAP_WORDS`].
+    #[inline(always)]
+    unsafe fn bitmap_word(&self, w: u32) -> &AtomicU64 {
         let (seg, index) = self.slot();
         // Slot 0 is the header itself and has no bitmap; `index` is 1.. (see `slot`), so with
         // w < BITMAP_WORDS the address lies in the header.
-        seg.wrapping_add(BITMAPS_OFFSET + w as usize * BITMAP_ROW_BYTES + (index - 1) * 8).cast()
+        let p = seg.wrapping_add(BITMAPS_OFFSET + w as usize * BITMAP_ROW_BYTES + (index - 1) * 8).cast::<u64>();
+        // SAFETY: `p` lies in the segment header (above), which is mapped forever (segments are
+        // never unmapped), 8-byte aligned (the header is 4 MiB-aligned, the offsets multiples of
+        // 8), and every access to bitmap words goes through this atomic view.
+        unsafe { AtomicU64::from_ptr(p) }
     }
 
     /// Bitmap words that hold this slab's cells.
@@ -368,7 +488,7 @@ impl SlabMeta {
             let bits = if (w + 1) * 64 <= n { !0 } else { (1u64 << (n % 64)) - 1 };
             // SAFETY: `w` < BITMAP_WORDS (n <= MAX_CELLS); the bitmap belongs to this slab, which
             // the caller owns.
-            unsafe { self.bitmap_word(w as u32).write(bits) };
+            unsafe { self.bitmap_word(w as u32).store(bits, Ordering::Relaxed) };
         }
         self.head.set(0);
         self.scan.set(0);
@@ -402,7 +522,7 @@ impl SlabMeta {
         let mut w = u32::from(self.scan.get());
         while w < words {
             // SAFETY: w < words <= BITMAP_WORDS; the bitmap is this slab's and we own it.
-            let word = unsafe { self.bitmap_word(w).read() };
+            let word = unsafe { self.bitmap_word(w).load(Ordering::Relaxed) };
             if word != 0 {
                 // w < words <= BITMAP_WORDS, which fits u16.
                 self.scan.set(w as u16);
@@ -444,10 +564,11 @@ impl SlabMeta {
         let run = if len == 64 { !0 } else { ((1u64 << len) - 1) << first };
         // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is this slab's
         // and we own it.
-        unsafe { self.bitmap_word(w).write(word & !run) };
+        unsafe { self.bitmap_word(w).store(word & !run, Ordering::Relaxed) };
         let size = self.class().object_size() as u32;
         let cur = (w * 64 + first) * size;
         let end = cur + len * size;
+        self.fill_holes(cur, end);
         let bump = self.bump();
         self.fresh.set(cur >= bump && self.zeroed());
         if end > bump {
@@ -473,7 +594,8 @@ impl SlabMeta {
             if cur >= end || off < cur {
                 // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is
                 // this slab's and we own it.
-                unsafe { self.bitmap_word(w).write(word & !(1u64 << bit)) };
+                unsafe { self.bitmap_word(w).store(word & !(1u64 << bit), Ordering::Relaxed) };
+                self.fill_holes(off, off + size);
                 let bump = self.bump();
                 let fresh = off >= bump && self.zeroed();
                 if off + size > bump {
@@ -508,12 +630,15 @@ impl SlabMeta {
             while word != 0 && n < max {
                 let bit = word.trailing_zeros() as usize;
                 word &= word - 1;
-                each(start.wrapping_add((w as usize * 64 + bit) * size));
+                let off = (w as usize * 64 + bit) * size;
+                // Offsets within a slab fit u32.
+                self.fill_holes(off as u32, (off + size) as u32);
+                each(start.wrapping_add(off));
                 n += 1;
             }
             // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is this
             // slab's and we own it.
-            unsafe { self.bitmap_word(w).write(word) };
+            unsafe { self.bitmap_word(w).store(word, Ordering::Relaxed) };
         }
         self.set_used(self.used() + n);
         n
@@ -571,15 +696,14 @@ impl SlabMeta {
         }
         let w = cell / 64;
         let bit = 1u64 << (cell % 64);
-        let word = self.bitmap_word(w);
-        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS (checked above), so `w` < BITMAP_WORDS
-        // and `word` lies in the header; the bitmap is this slab's and the caller owns the slab.
-        let bits = unsafe { word.read() };
+        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS (checked above), so `w` < BITMAP_WORDS;
+        // the bitmap is this slab's and the caller owns the slab.
+        let word = unsafe { self.bitmap_word(w) };
+        let bits = word.load(Ordering::Relaxed);
         if bits & bit != 0 {
             crate::os::invalid_pointer();
         }
-        // SAFETY: as above.
-        unsafe { word.write(bits | bit) };
+        word.store(bits | bit, Ordering::Relaxed);
         if w < u32::from(self.scan.get()) {
             self.scan.set(w as u16);
         }

@@ -178,6 +178,7 @@ impl Heap {
 
     /// Owner: gives every cached object back to its slab (which may empty it).
     pub(super) fn flush_cache(&self) {
+        let _slow = self.slow_path();
         crate::paths::mark(crate::paths::Step::CacheFlush);
         self.begin_change();
         for class in SizeClass::all() {

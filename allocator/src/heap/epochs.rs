@@ -12,6 +12,7 @@ use crate::size_class::SizeClass;
 impl Heap {
     /// Owner: catches up with advances and closes. Returns true when the heap's epoch changed.
     pub(super) fn refresh(&self) -> bool {
+        let _slow = self.slow_path();
         // Acquire: pairs with the Release increments of GEN in `epoch`.
         self.cd.sync(GEN.load(Ordering::Acquire));
         // Cached frees go back to their slabs first, so that a closing epoch's slabs can empty.
@@ -80,6 +81,7 @@ impl Heap {
     /// Owner: for every ring slot closed since the last sweep, moves its partial slabs to the
     /// recycling lists (their room serves later epochs) and returns the empty ones to the pool.
     pub(super) fn sweep_closed(&self) {
+        let _slow = self.slow_path();
         for (slot, ring) in RING.iter().enumerate() {
             let seq = ring.close_seq.load(Ordering::Relaxed);
             if seq == self.seen_close[slot].get() {

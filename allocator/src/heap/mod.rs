@@ -48,6 +48,7 @@ mod epochs;
 mod free;
 mod registry;
 mod tls;
+mod trim;
 
 pub(crate) use cache::{for_each_cache_traffic, for_each_cached};
 pub(crate) use domains::{
@@ -57,6 +58,7 @@ pub(crate) use epochs::sweep_after_close;
 pub(crate) use free::free_small;
 pub(crate) use registry::{current, current_if_any, for_each_heap, help_all_parked, help_parked, ARENA};
 use registry::{new_heap, HEAPS};
+pub(crate) use trim::{trim_all, trim_idle, TRIM};
 
 /// A bin whose next run holds fewer cells than this after a refill from its bitmap has
 /// scattered free cells: they go to the free cache at once (`Heap::cache_scattered`).
@@ -108,6 +110,8 @@ pub(crate) struct Heap {
     /// Owner-only: takes its new slabs purged (`segment::acquire_cold_slab`): set for the
     /// fallback heap, whose slabs each hold a few objects.
     cold: Cell<bool>,
+    /// The idle trim's handshake with the owner's slow paths (`trim.rs`).
+    trim: trim::TrimState,
 }
 
 impl Heap {
@@ -209,6 +213,8 @@ impl Heap {
         // In this heap's epoch, as it would have been here: a sample is often the one object
         // that pins a phase (the leak a user looks for), and must keep pinning it.
         if self.cd.stale(GEN.load(Ordering::Relaxed)) {
+            // Inside the trim's hold-off, as every path that files or gives away slabs.
+            let _slow = self.slow_path();
             self.refresh();
         }
         let got = alloc_fallback_in(class, self.era.load(Ordering::Relaxed))?;
@@ -275,6 +281,9 @@ impl Heap {
     /// known to be zeroed; `None` when the OS refuses memory. Owner only.
     #[cold]
     pub(crate) fn alloc_slow(&self, class: SizeClass) -> Option<(NonNull<u8>, bool)> {
+        // Held off while the idle trim holds the heap (`trim.rs`): this path takes cells out of
+        // bitmaps and files and gives away slabs.
+        let _slow = self.slow_path();
         let c = class.index();
         let mut epoch_changed = false;
         if self.cd.stale(GEN.load(Ordering::Relaxed)) {
@@ -440,6 +449,7 @@ impl Heap {
     /// room.
     #[cold]
     pub(crate) fn after_local_free(&self, slab: &SlabMeta, used: u32) {
+        let _slow = self.slow_path();
         mark(Step::SlabState);
         match slab.state() {
             SlabState::Bin => {}
@@ -481,7 +491,7 @@ impl Heap {
         mark(Step::SlabEmptied);
         let c = slab.class();
         let era = slab.era();
-        let resident = slab.touched_bytes(OS.page_size()) as u64;
+        let resident = slab.resident_bytes(OS.page_size()) as u64;
         let released = segment::release_slab(slab);
         // Recycled: kept unpurged for reuse; overflowed: purged at once.
         bump_owned(c.pick(if released.is_none() { &self.stats.empty_recycled } else { &self.stats.empty_overflowed }));
@@ -501,6 +511,7 @@ impl Heap {
         if self.pending.load(Ordering::Relaxed).is_null() {
             return;
         }
+        let _slow = self.slow_path();
         // Acquire: pairs with the SeqCst (Release) CAS in `push_pending`, making each slab's
         // `pending_next` and list visible.
         mark(Step::Pending);
@@ -563,6 +574,7 @@ impl Heap {
 
     /// Owner: hands the heap back when its thread exits.
     fn park(&self) {
+        let _slow = self.slow_path();
         self.flush_cache();
         self.drain_pending();
         for class in SizeClass::all() {
@@ -647,6 +659,8 @@ pub(crate) fn alloc_fallback_in(class: SizeClass, era: u64) -> Option<(NonNull<u
     if !heap.cd.stale(GEN.load(Ordering::Relaxed)) {
         // SAFETY: bins hold slabs this heap owns (we are its owner while we hold the lock).
         if let Some(bin) = unsafe { class.pick(&heap.bins).get().as_ref() } {
+            // `take_lowest` takes a cell out of the bitmap: the trim's hold-off applies.
+            let _slow = heap.slow_path();
             bin.collect_remote();
             if let Some(got) = bin.take_lowest() {
                 heap.count_alloc(class);

@@ -193,6 +193,8 @@ impl Snapshot {
                 last_close_deferred_bytes: rg.last_close_deferred_bytes,
                 reserve_limit_slabs: rg.reserve_limit_slabs,
                 bucket_extensions: rg.bucket_extensions,
+                idle_trims: rg.idle_trims,
+                idle_trim_bytes: rg.idle_trim_bytes,
             },
             classes,
             epochs,

@@ -292,6 +292,13 @@ pub struct GlobalStats {
     /// (counter): their neighbours then share a longer bucket instead of overflowing the ring.
     #[serde(default)]
     pub bucket_extensions: u64,
+    /// Heaps the idle trim held and trimmed (counter): threads idle for 1 s (or all of them, at
+    /// [`crate::trim`]) whose slabs' free pages were purged around their live objects.
+    #[serde(default)]
+    pub idle_trims: u64,
+    /// Bytes of free pages inside partly used slabs that the idle trim purged (counter).
+    #[serde(default)]
+    pub idle_trim_bytes: u64,
 }
 
 /// One entry of the label registry, with the figures of its domains.

@@ -72,6 +72,8 @@ pub(crate) struct RawGlobal {
     pub(crate) last_close_deferred_bytes: u64,
     pub(crate) reserve_limit_slabs: u64,
     pub(crate) bucket_extensions: u64,
+    pub(crate) idle_trims: u64,
+    pub(crate) idle_trim_bytes: u64,
 }
 
 #[repr(C)]
@@ -220,7 +222,7 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
         }
         let c = slab.class();
         let rc = &mut raw.classes[c.index()];
-        let touched = slab.touched_bytes(page) as u64;
+        let touched = slab.resident_bytes(page) as u64;
         rc.resident += touched;
         slab_resident += touched;
         let era = slab.era();
@@ -341,4 +343,6 @@ pub(crate) fn gather(raw: &mut RawSnapshot, rss: bool) {
     rg.last_close_deferred_bytes = l(&g.last_close_deferred_bytes);
     rg.reserve_limit_slabs = segment::reserve_limit() as u64;
     rg.bucket_extensions = l(&g.bucket_extensions);
+    rg.idle_trims = l(&g.idle_trims);
+    rg.idle_trim_bytes = l(&g.idle_trim_bytes);
 }
