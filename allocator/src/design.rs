@@ -8,7 +8,7 @@
 //! ```text
 //!  lib (GlobalAlloc adapter, trim, free/realloc without layout)
 //!   |
-//!  reclaim (background thread: decay, parked heaps, bucket rotation, auto-advance, publish)
+//!  reclaim (background thread: decay, parked heaps, idle trim, bucket rotation, auto-advance, publish)
 //!   |
 //!  profile_attach -> attach (another process's heap profile: the profile region, decoded)
 //!   |
@@ -21,7 +21,7 @@
 //!   |
 //!  epoch (advance / end / close / join / leave: changes the ring, sweeps the heaps)
 //!   |
-//!  heap (thread heaps: bins, partial and recycling lists, remote frees, domain counts)
+//!  heap (thread heaps: bins, partial and recycling lists, remote frees, domain counts, idle trim)
 //!   |
 //!  large (large mappings and their cache)    segment (segments, the slab pool and its reserve)
 //!   |                                         |
@@ -116,7 +116,10 @@
 //!
 //! 1. Slab metadata (bitmap included) never lives in the slab's pages; purging a slab touches
 //!    only its pages, and nothing writes into purged pages until the slab is reformatted for a
-//!    new allocation. A cell is free iff it is in its slab's head run or its bit is set, never
+//!    new allocation. The idle trim (`heap/trim.rs`) also purges single pages of a slab in use
+//!    whose cells are all free bitmap cells, while it holds the owner off its slow paths; such a
+//!    page is a *hole* (`SlabMeta::holes`, not counted resident) until a cell in it is handed
+//!    out again, which only those slow paths do. A cell is free iff it is in its slab's head run or its bit is set, never
 //!    both; `used` counts the others.
 //! 2. A slab has one owner heap while it holds live objects; only the owner touches its
 //!    non-atomic fields. The owner changes only when the slab is empty (`used == 0`), and an
@@ -162,7 +165,10 @@
 //! | `labels::COUNT` | store n + 1 after the entry's words | Release | lookups' load (Acquire), then Relaxed word loads below it |
 //! | region seqlock | odd store, Release fence, body stores (Relaxed), even store (Release) | Release | reader: Acquire load of the sequence, body loads, Acquire fence, second sequence load |
 //! | `EpochDomain::guards` | enter `fetch_add` Relaxed, exit `fetch_sub` AcqRel | AcqRel | the last guard's auto-close sees every guard's exit |
-//! | counters, `used`, `state`, `class`, `era`, `bump` | load / store | Relaxed | none: read by snapshots, which are not atomic across counters |
+//! | `TrimState::seq` (a heap's) | owner: odd store at a slow path's start, compiler fence, then `req` load (Acquire); even store at its end (Release) | asymmetric: the trim's `membarrier` is the heavy fence | trim: `req` store, `membarrier(2)`, `seq` load (Acquire): either the trim sees the slow path or the slow path sees `req` and waits |
+//! | `TrimState::req` | trim stores FREE when done | Release | the owner's Acquire load at a slow path's start (the holes it wrote) |
+//! | bitmap words | owner load / store; the trim loads | Relaxed | the handshake above (the trim reads only bits the held owner cannot clear) |
+//! | counters, `used`, `state`, `class`, `era`, `bump`, `holes` | load / store | Relaxed | none: read by snapshots, which are not atomic across counters |
 //!
 //! # Known limits
 //!
@@ -180,8 +186,12 @@
 //! - A live thread keeps up to 32 freed objects per class (at most 64 KiB per class) in its free
 //!   cache until its next epoch refresh or exit, and the slabs they lie in cannot empty
 //!   meanwhile. `epoch::close` and `advance` make every allocating thread refresh.
-//! - Holes in recycled slabs stay resident until they are reused (as in every allocator without
-//!   a compacting collector); a slab is purged whole when it empties.
+//! - Free cells in partly used slabs stay resident until they are reused, until the owner heap
+//!   has taken no slow path for 1 s (`TSLAB_IDLE_TRIM_MS`), or until `trim()`: then each page
+//!   holding only free bitmap cells is purged. Pages holding a live object, a cached one or a
+//!   cell of the bin's head run stay (the free cache pins at most 32 objects a class). Without
+//!   `membarrier(2)` (kernels before 4.14, some seccomp filters, valgrind) no such page is
+//!   purged; a slab is still purged whole when it empties.
 //!
 //! # MADV_DONTNEED, not MADV_FREE
 //!

@@ -574,11 +574,15 @@ impl Heap {
 
     /// Owner: hands the heap back when its thread exits.
     fn park(&self) {
-        let _slow = self.slow_path();
-        self.flush_cache();
-        self.drain_pending();
-        for class in SizeClass::all() {
-            self.retire_bin(class);
+        {
+            // Ended before the heap is PARKED: from then on another thread may adopt it, and
+            // the slow-path marks (`trim.rs`) are its.
+            let _slow = self.slow_path();
+            self.flush_cache();
+            self.drain_pending();
+            for class in SizeClass::all() {
+                self.retire_bin(class);
+            }
         }
         // SeqCst (includes Release, pairing with the Acquire CAS in `adopt_or_create` /
         // `help_parked`); see `push_pending` for the store-buffer pattern this closes.
