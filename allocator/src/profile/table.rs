@@ -85,6 +85,15 @@ pub const H_LIVE_SPAN: usize = 11;
 pub const LIVE_SPAN_MIN: usize = 512;
 const LIVE_SPAN_MIN_LOG: u64 = LIVE_SPAN_MIN.ilog2() as u64;
 const _: () = assert!(LIVE.is_power_of_two() && LIVE_SPAN_MIN.is_power_of_two() && LIVE_SPAN_MIN <= LIVE);
+/// Header word: log2 of the site slots that new stacks hash into now, from [`SITE_SPAN_MIN`] up
+/// to [`SITES`] (0: the smallest). Readers scan all [`SITES`] slots and need not look at it.
+pub const H_SITE_SPAN: usize = 12;
+/// The site slots new stacks start with (a 20 KiB prefix of the table's 320 KiB): a program
+/// with a hundred call sites touches about 8 pages of it, where stacks hashed over the whole
+/// table touched most of its 80 (the HTTP example: 252 KiB of the region resident, idle).
+pub const SITE_SPAN_MIN: usize = 64;
+const SITE_SPAN_MIN_LOG: u64 = SITE_SPAN_MIN.ilog2() as u64;
+const _: () = assert!(SITES.is_power_of_two() && SITE_SPAN_MIN.is_power_of_two() && SITE_SPAN_MIN <= SITES);
 
 /// Word offset of site `i`.
 pub const fn site_at(i: usize) -> usize {
@@ -149,18 +158,42 @@ impl Table {
         self.word(h).fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The site slot of stack `pcs` (found or claimed), `None` when [`PROBES`] slots from the
-    /// hash all hold other stacks.
+    /// The site span now: new stacks hash into its first slots.
+    fn site_span(&self) -> usize {
+        let log = self.word(H_SITE_SPAN).load(Ordering::Relaxed).max(SITE_SPAN_MIN_LOG);
+        1 << log.min(SITES.ilog2() as u64)
+    }
+
+    /// The site slot of stack `pcs` (found or claimed), `None` when the [`PROBES`] slots from
+    /// the hash in the last half of the table all hold other stacks. A stack is looked for in
+    /// every span up to the current one, smallest first (it was claimed in whichever span was
+    /// current then), and claimed in the current one, which doubles when its window is full.
     pub(crate) fn site(&self, pcs: &[Cell<u64>]) -> Option<usize> {
         let hash = stack_hash(pcs);
-        for probe in 0..PROBES {
-            let i = (hash as usize).wrapping_add(probe) % SITES;
-            let at = site_at(i);
-            let key = self.word(at);
-            loop {
-                // Acquire: a key we see published comes with its depth and return addresses.
-                let k = key.load(Ordering::Acquire);
-                if k == 0 {
+        // The slot from the hash's high bits, mixed (its low bits are poor: bit 1 is always set).
+        let start = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize;
+        loop {
+            let top = self.site_span();
+            let mut span = SITE_SPAN_MIN;
+            while span <= top {
+                // Each span claims in the half it added (the first: all of it), so that a
+                // wider span's stacks do not crowd into the slots the narrower ones filled.
+                let (base, len) = if span == SITE_SPAN_MIN { (0, span) } else { (span / 2, span / 2) };
+                for probe in 0..PROBES {
+                    let i = base + start.wrapping_add(probe) % len;
+                    let at = site_at(i);
+                    let key = self.word(at);
+                    // Acquire: a key we see published comes with its depth and return addresses.
+                    let k = key.load(Ordering::Acquire);
+                    if k == hash && self.same_stack(at, pcs) {
+                        return Some(i);
+                    }
+                    if k != 0 || span < top {
+                        // Another stack, or one being written (it may be ours: a second slot for
+                        // the same stack is harmless, readers merge by stack); or a free slot
+                        // of an older span, where only the current one claims.
+                        continue;
+                    }
                     if key.compare_exchange(0, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
                         continue;
                     }
@@ -172,15 +205,14 @@ impl Table {
                     key.store(hash, Ordering::Release);
                     return Some(i);
                 }
-                if k == hash && self.same_stack(at, pcs) {
-                    return Some(i);
-                }
-                // Another stack, or one being written (it may be ours: a second slot for the
-                // same stack is harmless, readers merge by stack).
-                break;
+                span *= 2;
             }
+            if top == SITES {
+                return None;
+            }
+            // Widen it (another thread may have already: the max keeps the larger).
+            self.word(H_SITE_SPAN).fetch_max(u64::from((top * 2).ilog2()), Ordering::Relaxed);
         }
-        None
     }
 
     /// Whether the site at word `at`, whose key is `pcs`'s hash, holds `pcs`: its depth and the
@@ -303,6 +335,25 @@ mod tests {
         t.add_to_site(a, FIXED as u64, 64);
         assert_eq!(t.word(site_at(a) + 2).load(Ordering::Relaxed), (2.5 * FIXED) as u64);
         assert_eq!(t.word(site_at(a) + 3).load(Ordering::Relaxed), 160);
+    }
+
+    #[test]
+    fn sites_fill_the_first_span_first_and_are_found_after_widening() {
+        let (_w, t) = table();
+        // 40 stacks fit the first span (64 slots): the region's first 20 KiB of sites.
+        let first: Vec<usize> = (0..40u64).map(|k| t.site(stack(&mut [k, 7, 9])).unwrap()).collect();
+        assert!(first.iter().all(|&i| i < SITE_SPAN_MIN), "a site outside the first span: {first:?}");
+        assert_eq!(t.site_span(), SITE_SPAN_MIN, "40 sites need no wider span");
+        // 600 more widen the span; every stack, old and new, keeps the slot it got.
+        let more: Vec<usize> = (40..640u64).map(|k| t.site(stack(&mut [k, 7, 9])).unwrap()).collect();
+        assert!(t.site_span() > SITE_SPAN_MIN, "600 more sites widened the span");
+        for (k, &i) in (0..40u64).zip(&first).chain((40..640u64).zip(&more)) {
+            assert_eq!(t.site(stack(&mut [k, 7, 9])), Some(i), "stack {k} moved");
+        }
+        let mut all: Vec<usize> = first.iter().chain(&more).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 640, "two stacks share a slot");
     }
 
     #[test]
