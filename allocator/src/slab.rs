@@ -625,6 +625,7 @@ impl SlabMeta {
         let size = self.class().object_size();
         let start = self.start();
         let mut n = 0;
+        let mut high = 0;
         while n < max {
             let Some((w, mut word)) = self.first_set_word() else { break };
             while word != 0 && n < max {
@@ -633,12 +634,20 @@ impl SlabMeta {
                 let off = (w as usize * 64 + bit) * size;
                 // Offsets within a slab fit u32.
                 self.fill_holes(off as u32, (off + size) as u32);
+                high = off + size;
                 each(start.wrapping_add(off));
                 n += 1;
             }
             // SAFETY: `first_set_word` returned w < words <= BITMAP_WORDS; the bitmap is this
             // slab's and we own it.
             unsafe { self.bitmap_word(w).store(word, Ordering::Relaxed) };
+        }
+        // The cells may lie past the touched mark (the bitmap's set bits include the cells
+        // never handed out): their users will write them, so the mark moves past them, as
+        // `pop` does for a run. Left behind, a later run from there was taken as known-zero and
+        // `alloc_zeroed` returned the old bytes (`tests/scattered.rs`).
+        if high as u32 > self.bump() {
+            self.set_bump(high as u32);
         }
         self.set_used(self.used() + n);
         n
