@@ -144,6 +144,18 @@ fn a_waiting_thread_gives_back_the_pages_around_its_survivors() {
     worker.join().unwrap();
 }
 
+/// A thread that calls `trim()` until `stop`; joins with the number of calls.
+fn spawn_trimmer(stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            temporal_slab::trim();
+            n += 1;
+        }
+        n
+    })
+}
+
 /// Four threads allocate, check and free objects of many sizes in bursts with short waits, while
 /// another thread calls `trim()` (which trims every heap not in a slow path) as fast as it can.
 /// Every object keeps its bytes: no trim purges a page the owner is handing out.
@@ -151,17 +163,7 @@ fn a_waiting_thread_gives_back_the_pages_around_its_survivors() {
 fn trims_racing_busy_threads_lose_no_data() {
     let _t = turn();
     let stop = Arc::new(AtomicBool::new(false));
-    let trimmer = {
-        let stop = stop.clone();
-        thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                temporal_slab::trim();
-                n += 1;
-            }
-            n
-        })
-    };
+    let trimmer = spawn_trimmer(stop.clone());
     let workers: Vec<_> = (0..4u64)
         .map(|t| {
             thread::spawn(move || {
@@ -227,17 +229,7 @@ fn trims_racing_busy_threads_lose_no_data() {
 fn trims_racing_thread_churn_lose_no_data() {
     let _t = turn();
     let stop = Arc::new(AtomicBool::new(false));
-    let trimmer = {
-        let stop = stop.clone();
-        thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                temporal_slab::trim();
-                n += 1;
-            }
-            n
-        })
-    };
+    let trimmer = spawn_trimmer(stop.clone());
     let (tx, rx) = mpsc::channel::<Vec<(Vec<u8>, u8)>>();
     let collector = thread::spawn(move || {
         let mut held: Vec<(Vec<u8>, u8)> = Vec::new();
