@@ -27,7 +27,7 @@
 //!   |                                         |
 //!  profile (sampling by bytes; unwind.rs, walk.rs: stacks; table.rs: shared sites and samples; math.rs: ln, exp, weights)
 //!   |                                         |
-//!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata)
+//!  ring (epoch ring state: eras, states, GEN, CURRENT_ERA)    slab (one slab's metadata; remote.rs: its remote frees; holes.rs: pages the idle trim purged)
 //!   |
 //!  labels (the label registry: append-only, looked up without a lock)
 //!   |

@@ -47,9 +47,12 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use crate::os::PageSource;
 use crate::size_class::{SizeClass, MAX_CELLS, SLAB_SIZE};
 use crate::size_class::{SEGMENT_SIZE, SLABS_PER_SEGMENT, SLAB_SHIFT};
+
+mod holes;
+mod remote;
+pub(crate) use holes::MAX_HOLE_PAGES;
 
 /// The heap that owns a slab, opaque here: heaps live above slabs (`heap/mod.rs` casts).
 pub(crate) enum OwnerHeap {}
@@ -81,11 +84,6 @@ pub(crate) const BITMAP_ROW_BYTES: usize = (SLABS_PER_SEGMENT - 1) * 8;
 pub(crate) const BITMAP_WORDS: usize = MAX_CELLS / 64;
 // The bitmaps fill the header's slab slot, no more.
 const _: () = assert!(BITMAPS_OFFSET + BITMAP_WORDS * BITMAP_ROW_BYTES <= SLAB_SIZE);
-
-/// Most pages of a slab the idle trim tracks as holes (bits of [`SlabMeta::holes`]): every page
-/// with 4 KiB pages or larger.
-pub(crate) const MAX_HOLE_PAGES: usize = 32;
-const _: () = assert!(SLAB_SIZE / 4096 <= MAX_HOLE_PAGES);
 
 /// `[cur, end)` packed into one word: `cur` in the low half, `end` in the high half.
 #[inline(always)]
@@ -344,106 +342,6 @@ impl SlabMeta {
         } else {
             SLAB_SIZE
         }
-    }
-
-    /// The bytes of the slab that are resident: [`SlabMeta::touched_bytes`] less the pages the
-    /// idle trim purged.
-    pub(crate) fn resident_bytes(&self, page: usize) -> usize {
-        let holes = self.holes.load(Ordering::Relaxed).count_ones() as usize;
-        self.touched_bytes(page).saturating_sub(holes * page)
-    }
-
-    /// A purge of the whole slab: no page is a hole any more (they are all purged).
-    pub(crate) fn forget_holes(&self) {
-        self.holes.store(0, Ordering::Relaxed);
-    }
-
-    /// Owner: cells `[start, end)` (byte offsets) are being handed out of the bitmap; the pages
-    /// they lie in are resident again once they are written, so they are holes no more.
-    #[inline(always)]
-    fn fill_holes(&self, start: u32, end: u32) {
-        let holes = self.holes.load(Ordering::Relaxed);
-        if holes != 0 {
-            self.fill_holes_slow(holes, start, end);
-        }
-    }
-
-    #[cold]
-    fn fill_holes_slow(&self, holes: u32, start: u32, end: u32) {
-        let shift = crate::os::OS.page_size().trailing_zeros();
-        let (first, last) = (start >> shift, end.saturating_sub(1) >> shift);
-        // `last` < 32: the trim runs only with at most 32 pages a slab (`MAX_HOLE_PAGES`).
-        let mask = ((2u64 << last.min(31)) - (1u64 << first.min(31))) as u32;
-        self.holes.store(holes & !mask, Ordering::Relaxed);
-    }
-
-    /// Whether every bit of cells `first..=last` is set (each of them is a free bitmap cell).
-    fn bits_all_set(&self, first: usize, last: usize) -> bool {
-        let mut w = first / 64;
-        while w <= last / 64 {
-            let lo = if w == first / 64 { first % 64 } else { 0 };
-            let hi = if w == last / 64 { last % 64 } else { 63 };
-            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
-            // SAFETY: `last` < objects_per_slab <= MAX_CELLS (the caller's bound), so `w` <
-            // BITMAP_WORDS.
-            let word = unsafe { self.bitmap_word(w as u32) }.load(Ordering::Relaxed);
-            if word & mask != mask {
-                return false;
-            }
-            w += 1;
-        }
-        true
-    }
-
-    /// The idle trim, from any thread: purges each resident page of the slab that holds only
-    /// free bitmap cells (or no cell at all: the slack past the last one) and marks it a hole.
-    /// Returns the bytes purged and the `madvise` calls made (and failed).
-    ///
-    /// # Safety
-    /// The caller must hold the slab's owner off every path that takes cells out of the bitmap
-    /// or gives the slab away (its slow paths, `heap/trim.rs`), from before it reads the bitmap
-    /// until it returns. The owner's fast paths may run meanwhile: they take cells only from the
-    /// head run and the free cache, whose bits are clear, and a free only sets bits, so a page
-    /// found free stays free. The slab must be formatted (a state other than Free).
-    pub(crate) unsafe fn purge_free_pages(&self, page: usize) -> (usize, u32, u32) {
-        let pages = (self.touched_bytes(page) / page).min(MAX_HOLE_PAGES);
-        let holes = self.holes.load(Ordering::Relaxed);
-        let size = self.class().object_size();
-        let cells = self.class().objects_per_slab();
-        let mut free = 0u32;
-        for i in 0..pages {
-            if holes & (1 << i) != 0 {
-                continue;
-            }
-            let (first, last) = (i * page / size, ((i + 1) * page - 1) / size);
-            if first >= cells || self.bits_all_set(first, last.min(cells - 1)) {
-                free |= 1 << i;
-            }
-        }
-        let (mut bytes, mut calls, mut failed) = (0, 0, 0);
-        let mut purged = 0u32;
-        let mut rest = free;
-        while rest != 0 {
-            let a = rest.trailing_zeros();
-            let len = (rest >> a).trailing_ones();
-            let run = if len == 32 { u32::MAX } else { ((1u32 << len) - 1) << a };
-            rest &= !run;
-            let at = self.start().wrapping_add(a as usize * page);
-            // SAFETY: the pages lie in this slab (a..a + len < pages <= SLAB_SIZE / page) and
-            // hold no live object, nor any cell the owner can hand out while the caller holds it
-            // off its slow paths (above); nothing but cells lives in a slab's pages.
-            if unsafe { crate::os::OS.purge(NonNull::new_unchecked(at), len as usize * page) } {
-                purged |= run;
-                bytes += len as usize * page;
-                calls += 1;
-            } else {
-                failed += 1;
-            }
-        }
-        if purged != 0 {
-            self.holes.store(holes | purged, Ordering::Relaxed);
-        }
-        (bytes, calls, failed)
     }
 
     /// Word `w` of this slab's free-cell bitmap, in its segment's header. An atomic, written by
@@ -715,103 +613,6 @@ impl SlabMeta {
         word.store(bits | bit, Ordering::Relaxed);
         if w < u32::from(self.scan.get()) {
             self.scan.set(w as u16);
-        }
-    }
-
-    /// Owner: moves every remotely freed object to the local free cells (direct mode; in
-    /// notify mode the list is empty). Returns how many were collected.
-    pub(crate) fn collect_remote(&self) -> u32 {
-        let mut word = self.remote.load(Ordering::Relaxed);
-        loop {
-            if word & !FLAGS == 0 {
-                return 0;
-            }
-            debug_assert_eq!(word & NOTIFY, 0, "a list in notify mode");
-            // Acquire: pairs with the Release CAS in `remote_push`, so the links written by the
-            // freeing threads are visible before we walk them. The flags stay as they are.
-            match self.remote.compare_exchange_weak(word, word & FLAGS, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(w) => word = w,
-            }
-        }
-        let mut obj = (word & !FLAGS) as *mut FreeObj;
-        let mut n = 0;
-        while !obj.is_null() {
-            // SAFETY: every object on a remote list was pushed by `remote_push`, which wrote the
-            // link before publishing it; the list ends with null.
-            let next = unsafe { (*obj).next };
-            // SAFETY: a dead object of this slab, which we own.
-            unsafe { self.link_free(obj.cast()) };
-            n += 1;
-            obj = next;
-        }
-        let Some(used) = self.used().checked_sub(n) else { crate::os::invalid_pointer() };
-        self.set_used(used);
-        n
-    }
-
-    /// Owner: switches to notify mode, collecting any remote frees that raced in first.
-    pub(crate) fn enter_notify(&self) {
-        let mut word = self.remote.load(Ordering::Relaxed);
-        loop {
-            if word & NOTIFY != 0 {
-                return;
-            }
-            if word & !FLAGS != 0 {
-                self.collect_remote();
-                word = self.remote.load(Ordering::Relaxed);
-                continue;
-            }
-            // Relaxed is enough on success: the list is empty, nothing is published.
-            match self.remote.compare_exchange(word, word | NOTIFY, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(w) => word = w,
-            }
-        }
-    }
-
-    /// Owner: switches back to direct mode (the slab becomes a bin). The list stays: in notify
-    /// mode it is empty, and in direct mode (a free already told the owner) the bin collects it.
-    pub(crate) fn leave_notify(&self) {
-        self.remote.fetch_and(!NOTIFY, Ordering::Relaxed);
-    }
-
-    /// Whether the slab is on its owner's `pending` stack (or being taken off it).
-    pub(crate) fn queued(&self) -> bool {
-        self.remote.load(Ordering::Relaxed) & QUEUED != 0
-    }
-
-    /// Owner, having taken this slab off its `pending` stack (and read `pending_next`): the next
-    /// free in notify mode may push it again.
-    pub(crate) fn unqueue(&self) {
-        // Release: the freer that pushes the slab next (its CAS reads this store, AcqRel)
-        // overwrites `pending_next` only after our read of it.
-        self.remote.fetch_and(!QUEUED, Ordering::Release);
-    }
-
-    /// Any thread: frees `obj` into this slab's remote list. Returns the owner heap when this
-    /// free took the slab out of notify mode and must tell it: the caller pushes the slab onto
-    /// that heap's `pending` stack (and may help a parked owner). The owner cannot change while
-    /// `obj` is live (a slab changes owner only when empty), so the returned heap stays the
-    /// right one.
-    ///
-    /// # Safety
-    /// `obj` must be a live object of this slab that the caller gives up.
-    pub(crate) unsafe fn remote_push(&self, obj: *mut FreeObj) -> Option<*mut OwnerHeap> {
-        let mut word = self.remote.load(Ordering::Relaxed);
-        loop {
-            // In notify mode the list is empty: `obj` becomes the whole list, in direct mode,
-            // and queued (by this free, unless the slab is still queued from before).
-            let new = if word & NOTIFY != 0 { obj as usize | QUEUED } else { obj as usize | (word & QUEUED) };
-            // SAFETY: the object is dead to its user, so its first word may hold the link.
-            unsafe { (*obj).next = (word & !FLAGS) as *mut FreeObj };
-            // Release: pairs with the Acquire CAS in `collect_remote`. Acquire: pairs with
-            // `unqueue`, before this free may write `pending_next`.
-            match self.remote.compare_exchange_weak(word, new, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) if word & (NOTIFY | QUEUED) == NOTIFY => return Some(self.owner.load(Ordering::Relaxed)),
-                Ok(_) => return None,
-                Err(w) => word = w,
-            }
         }
     }
 }
