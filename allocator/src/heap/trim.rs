@@ -193,7 +193,11 @@ fn pass(now: u64, idle: Option<u64>) -> Trimmed {
                 return;
             }
         }
-        t.seen.store(seq, Ordering::Relaxed);
+        if seq != t.seen.load(Ordering::Relaxed) {
+            // `trim_all` on a heap seen busy since: the idle clock starts now.
+            t.seen.store(seq, Ordering::Relaxed);
+            t.seen_at.store(now, Ordering::Relaxed);
+        }
         t.req.store(ASKED, Ordering::Relaxed);
         asked += 1;
     });
