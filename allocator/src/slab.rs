@@ -569,11 +569,8 @@ impl SlabMeta {
     }
 
     /// Owner: adds the dead object `p` to the free cells without counting it: widens the head run
-    /// when `p` is its neighbour, else sets its bit. Aborts when `p` is not one of the slab's
-    /// cells or is already free (a double free), before either. (The neighbour of a head run
-    /// can be a free bitmap cell: a run ends at a word's last bit. Widening over it unchecked
-    /// put one cell in both places, which the idle trim would then purge while the fast path
-    /// hands it out.)
+    /// when `p` is its neighbour, else sets its bit. Aborts when `p` is already free (a double
+    /// free).
     ///
     /// # Safety
     /// `p` must be an object of this slab that nobody uses any more; the caller owns the slab.
@@ -582,20 +579,6 @@ impl SlabMeta {
         let off = (p.addr() & (SLAB_SIZE - 1)) as u32;
         let class = self.class();
         let size = class.object_size() as u32;
-        let cell = class.cell_of(off);
-        if cell as usize >= class.objects_per_slab() || cell * size != off {
-            // Not the start of one of this slab's cells: not a pointer we handed out.
-            crate::os::invalid_pointer();
-        }
-        let w = cell / 64;
-        let bit = 1u64 << (cell % 64);
-        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS (checked above), so `w` < BITMAP_WORDS;
-        // the bitmap is this slab's and the caller owns the slab.
-        let word = unsafe { self.bitmap_word(w) };
-        let bits = word.load(Ordering::Relaxed);
-        if bits & bit != 0 {
-            crate::os::invalid_pointer();
-        }
         let h = self.head.get();
         let (cur, end) = (h as u32, (h >> 32) as u32);
         if cur < end {
@@ -612,6 +595,20 @@ impl SlabMeta {
             if off >= cur && off < end {
                 crate::os::invalid_pointer();
             }
+        }
+        let cell = class.cell_of(off);
+        if cell as usize >= class.objects_per_slab() || cell * size != off {
+            // Not the start of one of this slab's cells: not a pointer we handed out.
+            crate::os::invalid_pointer();
+        }
+        let w = cell / 64;
+        let bit = 1u64 << (cell % 64);
+        // SAFETY: `cell` < objects_per_slab <= MAX_CELLS (checked above), so `w` < BITMAP_WORDS;
+        // the bitmap is this slab's and the caller owns the slab.
+        let word = unsafe { self.bitmap_word(w) };
+        let bits = word.load(Ordering::Relaxed);
+        if bits & bit != 0 {
+            crate::os::invalid_pointer();
         }
         word.store(bits | bit, Ordering::Relaxed);
         if w < u32::from(self.scan.get()) {
