@@ -22,9 +22,6 @@ fn misuse(kind: &str) {
         GLOBAL.dealloc(p, layout);
         match kind {
             "double_free" => GLOBAL.dealloc(p, layout),
-            "double_free_beside_the_head_run" => {
-                std::thread::spawn(move || beside_the_head_run(layout)).join().unwrap()
-            }
             _ => unreachable!(),
         }
     }
