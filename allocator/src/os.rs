@@ -272,7 +272,8 @@ const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 /// does not offer it; no allocation, no lock.
 pub(crate) fn heavy_barrier() -> bool {
     let membarrier = |cmd: libc::c_long| {
-        // SAFETY: membarrier takes two integer arguments and touches no user memory.
+        // SAFETY: membarrier takes integer arguments only (command, flags, CPU) and touches no
+        // user memory.
         unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) == 0 }
     };
     match BARRIER.load(Ordering::Relaxed) {

@@ -10,6 +10,19 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// One wait of a spin loop (`spins` counts them): a pause for the first 64, then the CPU given up
+/// with `sched_yield`, so a waiter for a preempted holder does not burn its time slice.
+#[inline]
+pub(crate) fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        core::hint::spin_loop();
+    } else {
+        // SAFETY: sched_yield has no preconditions and does not allocate.
+        unsafe { libc::sched_yield() };
+    }
+}
+
 /// A minimal test-and-test-and-set spin lock.
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
@@ -33,13 +46,7 @@ impl<T> SpinLock<T> {
                 return SpinGuard { lock: self };
             }
             while self.locked.load(Ordering::Relaxed) {
-                spins += 1;
-                if spins < 64 {
-                    core::hint::spin_loop();
-                } else {
-                    // SAFETY: sched_yield has no preconditions and does not allocate.
-                    unsafe { libc::sched_yield() };
-                }
+                backoff(&mut spins);
             }
         }
     }

@@ -213,8 +213,6 @@ impl Heap {
         // In this heap's epoch, as it would have been here: a sample is often the one object
         // that pins a phase (the leak a user looks for), and must keep pinning it.
         if self.cd.stale(GEN.load(Ordering::Relaxed)) {
-            // Inside the trim's hold-off, as every path that files or gives away slabs.
-            let _slow = self.slow_path();
             self.refresh();
         }
         let got = alloc_fallback_in(class, self.era.load(Ordering::Relaxed))?;

@@ -142,17 +142,22 @@ fn push_heap(h: *mut Heap) {
     }
 }
 
-/// Calls `f` with the counters of every heap (snapshots).
-pub(crate) fn for_each_heap(mut f: impl FnMut(&HeapStats)) {
+/// Calls `f` with every heap, live and parked. `f` may touch only a heap's shared fields (its
+/// atomics), unless it claims the heap first.
+pub(super) fn each_heap(mut f: impl FnMut(&Heap)) {
     // Acquire: pairs with the Release CAS in `push_heap`.
     let mut h = HEAPS.load(Ordering::Acquire);
     while !h.is_null() {
-        // SAFETY: heaps are valid forever; `stats` holds only atomics, safe to read from any
-        // thread.
+        // SAFETY: heaps are valid forever.
         let heap = unsafe { &*h };
-        f(&heap.stats);
+        f(heap);
         h = heap.next.load(Ordering::Acquire);
     }
+}
+
+/// Calls `f` with the counters of every heap (snapshots): `stats` holds only atomics.
+pub(crate) fn for_each_heap(mut f: impl FnMut(&HeapStats)) {
+    each_heap(|heap| f(&heap.stats));
 }
 
 /// Applies the pending frees of a parked heap, if no one else is doing it. Loops until the
@@ -177,14 +182,9 @@ pub(crate) fn help_parked(heap: &Heap) {
 
 /// Applies the pending frees (and closes) of every parked heap (the reclaimer's pass).
 pub(crate) fn help_all_parked() {
-    // Acquire: pairs with the Release CAS in `push_heap`.
-    let mut h = HEAPS.load(Ordering::Acquire);
-    while !h.is_null() {
-        // SAFETY: heaps are valid forever.
-        let heap = unsafe { &*h };
+    each_heap(|heap| {
         if heap.state.load(Ordering::Relaxed) == PARKED {
             help_parked(heap);
         }
-        h = heap.next.load(Ordering::Acquire);
-    }
+    });
 }

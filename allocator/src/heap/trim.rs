@@ -33,12 +33,13 @@
 use core::cell::Cell;
 use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, Ordering};
 
-use super::{Heap, HEAPS};
+use super::registry::each_heap;
+use super::Heap;
 use crate::os::{PageSource, OS};
 use crate::segment;
 use crate::size_class::SLAB_SIZE;
 use crate::slab::{SlabState, MAX_HOLE_PAGES};
-use crate::sync::SpinLock;
+use crate::sync::{backoff, SpinLock};
 
 /// `req` values.
 const FREE: u8 = 0;
@@ -115,23 +116,8 @@ impl Drop for SlowPath<'_> {
 fn wait_for_trim(t: &TrimState) {
     let mut spins = 0u32;
     while t.req.load(Ordering::Acquire) != FREE {
-        spins += 1;
-        if spins < 64 {
-            core::hint::spin_loop();
-        } else {
-            // SAFETY: sched_yield has no preconditions and does not allocate.
-            unsafe { libc::sched_yield() };
-        }
+        backoff(&mut spins);
     }
-}
-
-/// What a trim pass did.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Trimmed {
-    /// Heaps held and trimmed.
-    pub(crate) heaps: u64,
-    /// Bytes purged.
-    pub(crate) bytes: u64,
 }
 
 /// The idle time, from `TSLAB_IDLE_TRIM_MS` once (0: off), in ns.
@@ -149,66 +135,63 @@ fn idle_ns() -> u64 {
 
 /// The reclaimer's pass: trims each heap that has taken no slow path for the idle time and has
 /// not been trimmed since.
-pub(crate) fn trim_idle(now: u64) -> Trimmed {
+pub(crate) fn trim_idle(now: u64) {
     let idle = idle_ns();
     if idle == 0 {
-        return Trimmed::default();
+        return;
     }
-    match TRIM.try_lock() {
-        Some(_g) => pass(now, Some(idle)),
-        None => Trimmed::default(),
+    if let Some(_g) = TRIM.try_lock() {
+        pass(now, Some(idle));
     }
 }
 
 /// [`crate::trim`]'s pass: trims every heap that is not in a slow path right now.
-pub(crate) fn trim_all() -> Trimmed {
+pub(crate) fn trim_all() {
     let _g = TRIM.lock();
-    pass(crate::os::monotonic_ns(), None)
+    pass(crate::os::monotonic_ns(), None);
 }
 
 /// One pass under [`TRIM`]: holds the heaps due (all, with `idle` None), purges their slabs'
-/// free pages in one walk over the segments, lets them go.
-fn pass(now: u64, idle: Option<u64>) -> Trimmed {
+/// free pages in one walk over the segments, lets them go; counts what it did.
+fn pass(now: u64, idle: Option<u64>) {
     let page = OS.page_size();
     if SLAB_SIZE / page > MAX_HOLE_PAGES {
-        return Trimmed::default();
+        return;
     }
     let mut asked = 0;
-    for_each_heap(|heap| {
+    each_heap(|heap| {
         let t = &heap.trim;
         // Acquire: pairs with the Release store that ends a slow path (`SlowPath::drop`).
         let seq = t.seq.load(Ordering::Acquire);
         if seq & 1 != 0 {
             return;
         }
-        if let Some(idle) = idle {
-            if seq != t.seen.load(Ordering::Relaxed) {
-                t.seen.store(seq, Ordering::Relaxed);
-                t.seen_at.store(now, Ordering::Relaxed);
+        if seq != t.seen.load(Ordering::Relaxed) {
+            // A slow path since the last pass: the idle clock starts now.
+            t.seen.store(seq, Ordering::Relaxed);
+            t.seen_at.store(now, Ordering::Relaxed);
+            if idle.is_some() {
                 return;
             }
+        }
+        if let Some(idle) = idle {
             if now.saturating_sub(t.seen_at.load(Ordering::Relaxed)) < idle
                 || t.trimmed.load(Ordering::Relaxed) == seq + 1
             {
                 return;
             }
         }
-        if seq != t.seen.load(Ordering::Relaxed) {
-            // `trim_all` on a heap seen busy since: the idle clock starts now.
-            t.seen.store(seq, Ordering::Relaxed);
-            t.seen_at.store(now, Ordering::Relaxed);
-        }
         t.req.store(ASKED, Ordering::Relaxed);
         asked += 1;
     });
     if asked == 0 {
-        return Trimmed::default();
+        return;
     }
     // The heavy half: after it, an owner that had not yet read `req` will see ASKED, and one
     // that had is seen by the `seq` loads below (its store of the odd `seq` came first).
     let fenced = crate::os::heavy_barrier();
     let mut held = 0;
-    for_each_heap(|heap| {
+    each_heap(|heap| {
         let t = &heap.trim;
         if t.req.load(Ordering::Relaxed) != ASKED {
             return;
@@ -222,7 +205,7 @@ fn pass(now: u64, idle: Option<u64>) -> Trimmed {
             t.req.store(FREE, Ordering::Release);
         }
     });
-    let mut done = Trimmed { heaps: held, bytes: 0 };
+    let mut bytes_purged = 0u64;
     if held > 0 {
         segment::for_each_slab(|slab| {
             let owner = slab.owner.load(Ordering::Relaxed).cast::<Heap>();
@@ -235,16 +218,17 @@ fn pass(now: u64, idle: Option<u64>) -> Trimmed {
             // unchanged `seq` above) until we store FREE below, and the slab is its, formatted:
             // only those slow paths could give it away or take cells out of its bitmap.
             let (bytes, calls, failed) = unsafe { slab.purge_free_pages(page) };
-            if calls > 0 {
-                segment::count_madvise(slab.class(), true, bytes);
+            // One count per call; the bytes go with the first.
+            for i in 0..calls {
+                segment::count_madvise(slab.class(), true, if i == 0 { bytes } else { 0 });
             }
             for _ in 0..failed {
                 segment::count_madvise(slab.class(), false, 0);
             }
-            done.bytes += bytes as u64;
+            bytes_purged += bytes as u64;
         });
     }
-    for_each_heap(|heap| {
+    each_heap(|heap| {
         let t = &heap.trim;
         if t.req.load(Ordering::Relaxed) == HELD {
             t.trimmed.store(t.seen.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -254,18 +238,6 @@ fn pass(now: u64, idle: Option<u64>) -> Trimmed {
         }
     });
     let g = &crate::counters::GLOBAL;
-    g.idle_trims.fetch_add(done.heaps, Ordering::Relaxed);
-    g.idle_trim_bytes.fetch_add(done.bytes, Ordering::Relaxed);
-    done
-}
-
-fn for_each_heap(mut f: impl FnMut(&Heap)) {
-    // Acquire: pairs with the Release CAS in `push_heap`.
-    let mut h = HEAPS.load(Ordering::Acquire);
-    while !h.is_null() {
-        // SAFETY: heaps are valid forever; the trim reads and writes only its atomics.
-        let heap = unsafe { &*h };
-        f(heap);
-        h = heap.next.load(Ordering::Acquire);
-    }
+    g.idle_trims.fetch_add(held, Ordering::Relaxed);
+    g.idle_trim_bytes.fetch_add(bytes_purged, Ordering::Relaxed);
 }
