@@ -3,21 +3,17 @@
 
 #![allow(clippy::vec_box)] // each object must be its own allocation
 
-use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
 use temporal_slab::epoch::{self, EpochState};
 use temporal_slab::{snapshot, EpochDomain, EpochId, TemporalSlab};
 
+mod common;
+use common::turn;
+
 #[global_allocator]
 static GLOBAL: TemporalSlab = TemporalSlab::new();
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn live_bytes(e: EpochId) -> u64 {
     let s = snapshot();

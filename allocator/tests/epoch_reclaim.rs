@@ -2,26 +2,18 @@
 //! /proc) drops by at least 90% of A's slab bytes and the madvise counters agree. Also: a
 //! CLOSING epoch takes no new allocations, and eras stay apart across ring wraps.
 
-use std::sync::Mutex;
-
 use temporal_slab::{epoch, snapshot, TemporalSlab};
 
-/// The epoch ring is process-wide: the tests in this binary take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
+// The epoch ring is process-wide: the tests in this binary take turns.
+mod common;
+use common::{rss as rss_bytes, turn};
 
 #[global_allocator]
 static GLOBAL: TemporalSlab = TemporalSlab::new();
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("reading /proc/self/statm");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
-}
-
 #[test]
 fn close_returns_the_epochs_pages() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     // Held outside the epoch: a large buffer for the pointers.
     let mut objs: Vec<Box<[u8; 256]>> = Vec::with_capacity(300_000);
     let a = epoch::advance();
@@ -79,7 +71,7 @@ fn close_returns_the_epochs_pages() {
 
 #[test]
 fn eras_stay_apart_across_ring_wraps() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     // An advance, not `current()`: eras come from one counter that `EpochDomain::new` draws from
     // too, so after another test's domain the current era is not the last one opened.
     let first = epoch::advance();
@@ -106,7 +98,7 @@ fn eras_stay_apart_across_ring_wraps() {
 /// slabs scanned and recycled, and no reclamation yield.
 #[test]
 fn close_counts_the_empty_slabs_it_recycles() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let e = epoch::advance();
     let before = snapshot();
     // 1 KiB objects, 64 to a 64 KiB slab: at least 15 slabs, all emptied while `e` is active.
@@ -137,7 +129,7 @@ fn close_counts_the_empty_slabs_it_recycles() {
 /// reported 0 slabs scanned and recycled.
 #[test]
 fn close_counts_the_phase_slab_still_in_use_for_allocation() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let domain = temporal_slab::EpochDomain::on(epoch::advance(), Some("short-phase")).auto_close(true);
     let e = domain.epoch();
     {

@@ -2,19 +2,15 @@
 //! do not pin their slabs, and no purge-and-refault cliff at every close. The allocator is this
 //! binary's global allocator; the tests take turns (they read process-wide counters).
 
-use std::sync::Mutex;
 use std::thread;
 
 use temporal_slab::{epoch, snapshot, EpochDomain, Snapshot, TemporalSlab};
 
+mod common;
+use common::turn;
+
 #[global_allocator]
 static GLOBAL: TemporalSlab = TemporalSlab::new();
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn misuse(s: &Snapshot) -> u64 {
     let g = &s.global;

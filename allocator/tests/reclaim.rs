@@ -3,25 +3,16 @@
 
 #![allow(clippy::vec_box)] // each object must be its own allocation
 
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use temporal_slab::{epoch, snapshot, EpochDomain, TemporalSlab};
 
+mod common;
+use common::{rss, turn};
+
 #[global_allocator]
 static GLOBAL: TemporalSlab = TemporalSlab::new();
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("reading /proc/self/statm");
-    statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
-}
 
 const MIB: u64 = 1 << 20;
 
